@@ -1,0 +1,3 @@
+"""digitrec: handwritten digit recognition with convolutional networks."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,135 @@
+"""The `digitrec` command line: parses arguments, calls the library, prints results."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import typing
+from dataclasses import fields, replace
+
+import numpy as np
+
+from . import __version__
+from .errors import DigitrecError
+
+DATA_DIR_HELP = "directory with dataset files (default: $DIGITREC_DATA, else ~/.cache/digitrec/data)"
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    """Fetch/verify a dataset and print per-split, per-class counts."""
+    from .data import data_root, get_dataset, load_split
+
+    spec = get_dataset(args.dataset)
+    print(f"{spec.name}: files verified (SHA-256 of contents) under {data_root(args.data_dir)}")
+    print(f"{'split':<6} {'images':>7}  " + " ".join(f"{c[:7]:>7}" for c in spec.classes))
+    for split in ("train", "test"):
+        _, labels = load_split(spec.name, split, args.data_dir)
+        counts = np.bincount(labels, minlength=len(spec.classes))
+        print(f"{split:<6} {len(labels):>7}  " + " ".join(f"{n:>7}" for n in counts))
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train a model (or resume a run) and report its test accuracy."""
+    from .train import TrainConfig, recipe, train
+
+    overrides = {f.name: getattr(args, f.name) for f in fields(TrainConfig)
+                 if getattr(args, f.name, None) is not None}
+    if args.resume:
+        if set(overrides) - {"model"} or args.out:
+            raise SystemExit("digitrec train: error: --resume continues a run with its own "
+                             "configuration; give no other training options")
+        run_dir = args.resume
+        config = None
+    else:
+        try:
+            config = replace(recipe(overrides.get("model", "baseline")), **overrides)
+        except ValueError as e:
+            raise SystemExit(f"digitrec train: error: {e}") from None
+        run_dir = args.out or f"runs/{config.model}-{time.strftime('%Y%m%d-%H%M%S')}"
+    try:
+        train(config, run_dir, data_dir=args.data_dir, resume=bool(args.resume))
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: finished epochs are saved; continue with "
+              f"`digitrec train --resume {run_dir}`", file=sys.stderr)
+        return 130
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Evaluate a run on the test set; print a table or JSON."""
+    from .evaluate import evaluate_run
+
+    report = evaluate_run(args.run_dir, data_dir=args.data_dir, plots_dir=args.plots_dir)
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    print(f"{report['run']}: {report['model']} on {report['dataset']} test set "
+          f"({report['test_images']} images)")
+    print(f"accuracy {report['accuracy']:.2%}\n")
+    print(f"{'class':<12} {'precision':>9} {'recall':>7} {'f1':>7} {'support':>8}")
+    for row in report["per_class"]:
+        print(f"{row['class']:<12} {row['precision']:>9.4f} {row['recall']:>7.4f} "
+              f"{row['f1']:>7.4f} {row['support']:>8}")
+    print("\nconfusion matrix (rows: true, columns: predicted)")
+    for row in report["confusion_matrix"]:
+        print(" ".join(f"{n:>5}" for n in row))
+    print(f"\nplots: {report['plots']['confusion_matrix']}, {report['plots']['misclassified']}")
+    return 0
+
+
+def add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per TrainConfig field; unset flags keep the model's recipe value."""
+    from .train import TrainConfig
+
+    hints = typing.get_type_hints(TrainConfig)
+    for f in fields(TrainConfig):
+        parser.add_argument(f"--{f.name.replace('_', '-')}", type=hints[f.name], default=None,
+                            help=f"{f.metadata['help']} (recipe default: {f.default})")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for all subcommands."""
+    parser = argparse.ArgumentParser(
+        prog="digitrec", description="Handwritten digit recognition with convolutional networks.")
+    parser.add_argument("--version", action="version", version=f"digitrec {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    data = commands.add_parser("data", help="download/verify a dataset and summarise it")
+    data.add_argument("--dataset", default="mnist", help="mnist or fashion-mnist")
+    data.add_argument("--data-dir", help=DATA_DIR_HELP)
+    data.set_defaults(run=cmd_data)
+
+    train = commands.add_parser("train", help="train a model into a run directory")
+    train.add_argument("--out", help="run directory to create (default: runs/MODEL-TIMESTAMP)")
+    train.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
+    train.add_argument("--data-dir", help=DATA_DIR_HELP)
+    add_config_flags(train)
+    train.set_defaults(run=cmd_train)
+
+    evaluate = commands.add_parser("evaluate", help="evaluate a trained run on the test set")
+    evaluate.add_argument("run_dir", help="run directory written by `digitrec train`")
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+    evaluate.add_argument("--data-dir", help=DATA_DIR_HELP)
+    evaluate.add_argument("--plots-dir", help="where to write PNG plots (default: the run dir)")
+    evaluate.set_defaults(run=cmd_evaluate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `digitrec` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except DigitrecError as e:
+        print(f"digitrec {args.command}: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
