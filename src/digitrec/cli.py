@@ -31,8 +31,17 @@ def cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def require_torch() -> None:
+    """Fail with an install hint where the light install (no torch) meets a torch command."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise DigitrecError("this command needs PyTorch: pip install 'digitrec[train]'") from None
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     """Train a model (or resume a run) and report its test accuracy."""
+    require_torch()
     from .train import TrainConfig, recipe, train
 
     overrides = {f.name: getattr(args, f.name) for f in fields(TrainConfig)
@@ -60,6 +69,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Evaluate a run on the test set; print a table or JSON."""
+    require_torch()
     from .evaluate import evaluate_run
 
     report = evaluate_run(args.run_dir, data_dir=args.data_dir, plots_dir=args.plots_dir)
@@ -106,7 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", help="run directory to create (default: runs/MODEL-TIMESTAMP)")
     train.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
     train.add_argument("--data-dir", help=DATA_DIR_HELP)
-    add_config_flags(train)
+    try:
+        add_config_flags(train)
+    except ImportError:  # light install without torch: `digitrec train` says what to install
+        train.add_argument("config_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     train.set_defaults(run=cmd_train)
 
     evaluate = commands.add_parser("evaluate", help="evaluate a trained run on the test set")

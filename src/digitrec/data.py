@@ -17,6 +17,7 @@ import http.client
 import json
 import os
 import struct
+import urllib.error
 import urllib.request
 import zlib
 from collections.abc import Mapping
@@ -188,7 +189,7 @@ def _fetch(url: str, label: str) -> bytes:
                 bar.update(len(chunk))
     data = b"".join(chunks)
     if total and len(data) != total:
-        raise DataIntegrityError(f"download was cut short ({len(data)} of {total} bytes)")
+        raise http.client.IncompleteRead(data, total - len(data))
     return data
 
 
@@ -200,7 +201,10 @@ def download(spec: DatasetSpec, name: str, dest_dir: Path) -> Path:
         try:
             data = _fetch(url, f"{spec.name}/{name}.gz")
             verified_contents(data, url, spec.sha256[name])
-        except (OSError, http.client.HTTPException, ValueError, DataIntegrityError) as e:
+        except DataIntegrityError:
+            failures.append(f"{url} (failed verification: checksum or gzip error)")
+            continue
+        except (OSError, http.client.HTTPException, ValueError) as e:
             failures.append(f"{url} ({_reason(e)})")
             continue
         path = dest_dir / f"{name}.gz"
@@ -216,8 +220,11 @@ def download(spec: DatasetSpec, name: str, dest_dir: Path) -> Path:
 
 
 def _reason(error: Exception) -> str:
-    reason = getattr(error, "reason", None) or error
-    return str(reason).splitlines()[0] if str(reason) else type(error).__name__
+    """A short, one-line account of why a download failed."""
+    if isinstance(error, urllib.error.HTTPError):
+        return f"HTTP {error.code} {error.reason}"
+    text = str(getattr(error, "reason", None) or error)
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def locate(spec: DatasetSpec, name: str, data_dir: str | os.PathLike | None = None,

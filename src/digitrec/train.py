@@ -172,8 +172,9 @@ def train_epoch(model, optimizer, data: Tensors, config: TrainConfig, epoch: int
 def score(model, data: Tensors) -> tuple[float, float]:
     """(mean cross-entropy, accuracy) of a model on a split."""
     logits = predict_logits(model, data.images)
-    loss = F.cross_entropy(logits, data.labels.to(logits.device)).item()
-    return loss, (logits.argmax(1) == data.labels.to(logits.device)).float().mean().item()
+    labels = data.labels.to(logits.device)
+    correct = (logits.argmax(1) == labels).sum().item()
+    return F.cross_entropy(logits, labels).item(), correct / len(labels)
 
 
 def _snapshot(model, optimizer, config: TrainConfig, epoch: int, elapsed: float,
