@@ -1,0 +1,133 @@
+"""Training runs on a small subset of real MNIST: determinism, resume, interruption, errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from safetensors.torch import load_file
+
+from digitrec.checkpoint import read_jsonl
+from digitrec.errors import RunDirError
+from digitrec.train import TrainConfig, train
+
+TINY = TrainConfig(epochs=2, batch_size=100, train_size=2000, val_size=500)
+TIMING_KEYS = {"seconds", "images_per_s"}
+
+
+def weights(run_dir: Path) -> dict:
+    return load_file(run_dir / "model.safetensors")
+
+
+def same_weights(a: Path, b: Path) -> bool:
+    wa, wb = weights(a), weights(b)
+    return wa.keys() == wb.keys() and all((wa[k] == wb[k]).all() for k in wa)
+
+
+def without_timing(rows: list[dict]) -> list[dict]:
+    return [{k: v for k, v in row.items() if k not in TIMING_KEYS} for row in rows]
+
+
+def quiet(*_args) -> None:
+    pass
+
+
+def test_run_directory_contents(data_root: Path, tmp_path: Path):
+    card = train(TINY, tmp_path / "run", data_root, log=quiet)
+    files = {p.name for p in (tmp_path / "run").iterdir()}
+    assert files == {"model.safetensors", "card.json", "metrics.jsonl", "state.pt"}
+    assert json.loads((tmp_path / "run" / "card.json").read_text()) == card
+    assert card["model"] == "baseline" and card["config"]["epochs"] == 2
+    assert card["data"]["dataset"] == "mnist" and len(card["data"]["sha256"]) == 4
+    assert 0.8 < card["metrics"]["test_accuracy"] <= 1.0
+    assert {"torch", "digitrec", "python"} <= set(card["versions"])
+    assert card["command"].startswith("digitrec")
+    rows = read_jsonl(tmp_path / "run" / "metrics.jsonl")
+    assert [r["epoch"] for r in rows] == [1, 2] and all("val_accuracy" in r for r in rows)
+
+
+def test_same_seed_same_result_other_seed_other_result(data_root: Path, tmp_path: Path):
+    first = train(TINY, tmp_path / "a", data_root, log=quiet)
+    second = train(TINY, tmp_path / "b", data_root, log=quiet)
+    third = train(replace(TINY, seed=1), tmp_path / "c", data_root, log=quiet)
+    assert same_weights(tmp_path / "a", tmp_path / "b")
+    assert first["metrics"] == {**second["metrics"], "train_seconds": first["metrics"]["train_seconds"]}
+    assert not same_weights(tmp_path / "a", tmp_path / "c")
+    assert third["metrics"]["test_loss"] != first["metrics"]["test_loss"]
+
+
+def test_val_size_zero_trains_on_everything_it_is_given(data_root: Path, tmp_path: Path):
+    card = train(replace(TINY, val_size=0, epochs=1), tmp_path / "run", data_root, log=quiet)
+    assert card["data"]["val_images"] == 0 and "val_accuracy" not in card["metrics"]
+
+
+def test_interrupted_run_resumes_to_the_uninterrupted_result(data_root: Path, tmp_path: Path):
+    config = replace(TINY, epochs=3)
+    train(config, tmp_path / "whole", data_root, log=quiet)
+
+    def interrupt_after_first_epoch(line: str) -> None:
+        if line.startswith("epoch 1/"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(config, tmp_path / "cut", data_root, log=interrupt_after_first_epoch)
+    assert not (tmp_path / "cut" / "model.safetensors").exists()
+    train(None, tmp_path / "cut", data_root, resume=True, log=quiet)
+    assert same_weights(tmp_path / "whole", tmp_path / "cut")
+    assert (without_timing(read_jsonl(tmp_path / "whole" / "metrics.jsonl"))
+            == without_timing(read_jsonl(tmp_path / "cut" / "metrics.jsonl")))
+
+
+def test_existing_run_is_never_overwritten(data_root: Path, tmp_path: Path):
+    train(replace(TINY, epochs=1), tmp_path / "run", data_root, log=quiet)
+    before = (tmp_path / "run" / "model.safetensors").read_bytes()
+    with pytest.raises(RunDirError, match="--resume"):
+        train(TINY, tmp_path / "run", data_root, log=quiet)
+    assert (tmp_path / "run" / "model.safetensors").read_bytes() == before
+
+
+def cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "digitrec", *args]
+
+
+def test_sigkill_mid_epoch_then_resume_finishes(data_root: Path, tmp_path: Path):
+    run = tmp_path / "run"
+    args = ["train", "--epochs", "4", "--train-size", "6000", "--val-size", "500",
+            "--data-dir", str(data_root), "--out", str(run)]
+    process = subprocess.Popen(cli(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while len(read_jsonl(run / "metrics.jsonl")) < 1 and time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()
+        time.sleep(0.05)
+    time.sleep(0.3)  # well into epoch 2
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    assert process.returncode == -signal.SIGKILL
+    assert not (run / "card.json").exists()
+    done = len(read_jsonl(run / "metrics.jsonl"))
+    assert 1 <= done < 4
+    result = subprocess.run(cli("train", "--resume", str(run), "--data-dir", str(data_root)),
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert f"resuming {run} after epoch {done}/4" in result.stdout + result.stderr
+    assert [r["epoch"] for r in read_jsonl(run / "metrics.jsonl")] == [1, 2, 3, 4]
+    assert json.loads((run / "card.json").read_text())["metrics"]["test_accuracy"] > 0.9
+
+
+def test_cli_rejects_bad_options_without_traceback(tmp_path: Path):
+    for args in (["--schedule", "sideways"], ["--model", "nope"], ["--epochs", "0"]):
+        result = subprocess.run(cli("train", "--out", str(tmp_path / "r"), *args),
+                                capture_output=True, text=True, timeout=60,
+                                env={**os.environ, "DIGITREC_DATA": str(tmp_path)})
+        assert result.returncode != 0 and "Traceback" not in result.stderr
+        assert "error" in result.stderr
+    result = subprocess.run(cli("train", "--resume", str(tmp_path / "missing")),
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and "cannot resume" in result.stderr
