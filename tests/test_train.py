@@ -58,7 +58,7 @@ def test_same_seed_same_result_other_seed_other_result(data_root: Path, tmp_path
     second = train(TINY, tmp_path / "b", data_root, log=quiet)
     third = train(replace(TINY, seed=1), tmp_path / "c", data_root, log=quiet)
     assert same_weights(tmp_path / "a", tmp_path / "b")
-    assert first["metrics"] == {**second["metrics"], "train_seconds": first["metrics"]["train_seconds"]}
+    assert first["metrics"] == second["metrics"]
     assert not same_weights(tmp_path / "a", tmp_path / "c")
     assert third["metrics"]["test_loss"] != first["metrics"]["test_loss"]
 
@@ -119,6 +119,22 @@ def test_sigkill_mid_epoch_then_resume_finishes(data_root: Path, tmp_path: Path)
     assert f"resuming {run} after epoch {done}/4" in result.stdout + result.stderr
     assert [r["epoch"] for r in read_jsonl(run / "metrics.jsonl")] == [1, 2, 3, 4]
     assert json.loads((run / "card.json").read_text())["metrics"]["test_accuracy"] > 0.9
+
+
+def test_ctrl_c_saves_finished_epochs_and_says_how_to_resume(data_root: Path, tmp_path: Path):
+    run = tmp_path / "run"
+    args = ["train", "--epochs", "3", "--train-size", "6000", "--val-size", "500",
+            "--data-dir", str(data_root), "--out", str(run)]
+    process = subprocess.Popen(cli(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    deadline = time.monotonic() + 120
+    while not read_jsonl(run / "metrics.jsonl") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert f"digitrec train --resume {run}" in stderr and "Traceback" not in stderr
+    assert len(read_jsonl(run / "metrics.jsonl")) >= 1 and (run / "state.pt").exists()
 
 
 def test_cli_rejects_bad_options_without_traceback(tmp_path: Path):

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 import typing
+from contextlib import suppress
 from dataclasses import fields, replace
 
 import numpy as np
@@ -116,10 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", help="run directory to create (default: runs/MODEL-TIMESTAMP)")
     train.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
     train.add_argument("--data-dir", help=DATA_DIR_HELP)
-    try:
+    with suppress(ImportError):  # light install: no flags, and `digitrec train` says what to add
         add_config_flags(train)
-    except ImportError:  # light install without torch: `digitrec train` says what to install
-        train.add_argument("config_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     train.set_defaults(run=cmd_train)
 
     evaluate = commands.add_parser("evaluate", help="evaluate a trained run on the test set")
@@ -133,8 +133,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `digitrec` console script."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
     try:
+        if unknown:
+            if args.command == "train":
+                require_torch()  # without torch the training flags are unknown: say why
+            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
         return args.run(args)
     except DigitrecError as e:
         print(f"digitrec {args.command}: error: {e}", file=sys.stderr)
@@ -142,6 +147,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into a command that stopped reading (e.g. head)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

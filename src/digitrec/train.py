@@ -237,14 +237,13 @@ def train(config: TrainConfig | None, run_dir, data_dir=None, resume: bool = Fal
         log(format_epoch(row, config.epochs))
     test_loss, test_accuracy = score(model, data["test"])
     metrics = {"test_accuracy": test_accuracy, "test_loss": test_loss,
-               "train_seconds": round(elapsed, 2), **{k: history[-1][k] for k in history[-1]
-                                                       if k.startswith("val_")}}
+               **{k: v for k, v in history[-1].items() if k.startswith("val_")}}
     card = {"model": config.model, "model_kwargs": {}, "config": asdict(config),
             "data": {"dataset": config.dataset, "sha256": file_checksums(config.dataset),
                      "train_images": len(data["train"]),
                      "val_images": len(data["val"]) if "val" in data else 0},
-            "metrics": metrics, "versions": versions(), "device": str(device),
-            "command": command}
+            "metrics": metrics, "train_seconds": round(elapsed, 2), "device": str(device),
+            "versions": versions(), "command": command}
     save_run(run_dir, model, card)
     log(f"test accuracy {test_accuracy:.2%} (loss {test_loss:.4f}); run saved in {run_dir}")
     return card
