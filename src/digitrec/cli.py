@@ -98,8 +98,10 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
 
     hints = typing.get_type_hints(TrainConfig)
     for f in fields(TrainConfig):
-        parser.add_argument(f"--{f.name.replace('_', '-')}", type=hints[f.name], default=None,
-                            help=f"{f.metadata['help']} (recipe default: {f.default})")
+        kind = ({"action": argparse.BooleanOptionalAction} if hints[f.name] is bool
+                else {"type": hints[f.name]})
+        parser.add_argument(f"--{f.name.replace('_', '-')}", default=None, **kind,
+                            help=f"{f.metadata['help']} (default: the model's recipe)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -60,3 +60,44 @@ def baseline(num_classes: int = 10, mean: float = MNIST_MEAN, std: float = MNIST
         nn.Linear(64 * 7 * 7, 128), nn.ReLU(), nn.Dropout(0.25),
         nn.Linear(128, num_classes),
     )
+
+
+def conv_bn(cin: int, cout: int, kernel: int, stride: int = 1, padding: int = 0) -> list[nn.Module]:
+    """Convolution (no bias: BatchNorm has one) + BatchNorm + ReLU."""
+    return [nn.Conv2d(cin, cout, kernel, stride=stride, padding=padding, bias=False),
+            nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+
+
+@register_model("fast")
+def fast(num_classes: int = 10, width: int = 16, mean: float = MNIST_MEAN,
+         std: float = MNIST_STD) -> nn.Module:
+    """A small BatchNorm CNN built for CPU throughput: a strided 5x5 stem, two conv blocks."""
+    w = width
+    return nn.Sequential(
+        Normalize(mean, std),
+        *conv_bn(1, w, 5, stride=2, padding=2),                       # w x 14 x 14
+        *conv_bn(w, 2 * w, 3, padding=1), nn.MaxPool2d(2),            # 2w x 7 x 7
+        *conv_bn(2 * w, 4 * w, 3, padding=1), nn.MaxPool2d(2),        # 4w x 3 x 3
+        nn.Flatten(),
+        nn.Linear(4 * w * 9, num_classes),
+    )
+
+
+@register_model("accurate")
+def accurate(num_classes: int = 10, width: int = 32, dropout: float = 0.4,
+             mean: float = MNIST_MEAN, std: float = MNIST_STD) -> nn.Module:
+    """A deeper BatchNorm CNN: two stages of 3x3, 3x3, strided 5x5 convolutions, then a 4x4
+    convolution to a 1x1 feature vector; dropout between stages (after C. Deotte's Kaggle
+    MNIST design)."""
+    w = width
+    return nn.Sequential(
+        Normalize(mean, std),
+        *conv_bn(1, w, 3), *conv_bn(w, w, 3), *conv_bn(w, w, 5, stride=2, padding=2),  # 12x12
+        nn.Dropout(dropout),
+        *conv_bn(w, 2 * w, 3), *conv_bn(2 * w, 2 * w, 3),
+        *conv_bn(2 * w, 2 * w, 5, stride=2, padding=2),                                  # 4x4
+        nn.Dropout(dropout),
+        *conv_bn(2 * w, 4 * w, 4),                                                       # 1x1
+        nn.Flatten(), nn.Dropout(dropout),
+        nn.Linear(4 * w, num_classes),
+    )
