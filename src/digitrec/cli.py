@@ -70,15 +70,16 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    """Evaluate a run on the test set; print a table or JSON."""
+    """Evaluate a run (or an ensemble of runs) on the test set; print a table or JSON."""
     require_torch()
-    from .evaluate import evaluate_run
+    from .evaluate import evaluate_runs
 
-    report = evaluate_run(args.run_dir, data_dir=args.data_dir, plots_dir=args.plots_dir)
+    report = evaluate_runs(args.run_dirs, data_dir=args.data_dir, plots_dir=args.plots_dir)
     if args.json:
         print(json.dumps(report))
         return 0
-    print(f"{report['run']}: {report['model']} on {report['dataset']} test set "
+    what = report["runs"][0] if len(report["runs"]) == 1 else f"ensemble of {len(report['runs'])}"
+    print(f"{what}: {', '.join(sorted(set(report['models'])))} on {report['dataset']} test set "
           f"({report['test_images']} images)")
     print(f"accuracy {report['accuracy']:.2%}\n")
     print(f"{'class':<12} {'precision':>9} {'recall':>7} {'f1':>7} {'support':>8}")
@@ -88,7 +89,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     print("\nconfusion matrix (rows: true, columns: predicted)")
     for row in report["confusion_matrix"]:
         print(" ".join(f"{n:>5}" for n in row))
-    print(f"\nplots: {report['plots']['confusion_matrix']}, {report['plots']['misclassified']}")
+    if "plots" in report:
+        print(f"\nplots: {report['plots']['confusion_matrix']}, {report['plots']['misclassified']}")
     return 0
 
 
@@ -125,10 +127,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(run=cmd_train)
 
     evaluate = commands.add_parser("evaluate", help="evaluate a trained run on the test set")
-    evaluate.add_argument("run_dir", help="run directory written by `digitrec train`")
+    evaluate.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
+                          help="run directory written by `digitrec train`; several make an "
+                               "ensemble (probabilities averaged)")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     evaluate.add_argument("--data-dir", help=DATA_DIR_HELP)
-    evaluate.add_argument("--plots-dir", help="where to write PNG plots (default: the run dir)")
+    evaluate.add_argument("--plots-dir",
+                          help="where to write PNG plots (default: the run dir; none for ensembles)")
     evaluate.set_defaults(run=cmd_evaluate)
     return parser
 

@@ -4,14 +4,14 @@ and the plots that go with them (confusion matrix and misclassified-examples gal
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .checkpoint import atomic_write, load_model
+from .checkpoint import atomic_write, load_model, read_card
 from .data import get_dataset, load_split
+from .errors import RunDirError
 
 EVAL_BATCH = 1000
 
@@ -48,26 +48,43 @@ def classification_report(labels: np.ndarray, predictions: np.ndarray,
             "confusion_matrix": confusion.tolist()}
 
 
-def evaluate_run(run_dir: str | os.PathLike, data_dir=None, plots_dir=None) -> dict:
-    """Evaluate a run's model on its dataset's test split; writes PNG plots to `plots_dir`
-    (default: the run directory) and returns the report."""
-    model, card = load_model(run_dir)
-    dataset = card["data"]["dataset"]
+def ensemble_probabilities(run_dirs: list, images: np.ndarray) -> tuple[np.ndarray, list[dict]]:
+    """Mean softmax probabilities of several runs' models, and each run's card."""
+    x = torch.from_numpy(images).unsqueeze(1)
+    total, cards = None, []
+    for run_dir in run_dirs:
+        model, card = load_model(run_dir)
+        probabilities = predict_logits(model, x).softmax(1).numpy()
+        total = probabilities if total is None else total + probabilities
+        cards.append(card)
+    return total / len(run_dirs), cards
+
+
+def evaluate_runs(run_dirs: list, data_dir=None, plots_dir=None) -> dict:
+    """Evaluate one run, or an ensemble of runs (probabilities averaged), on the test split.
+
+    Plots go to `plots_dir` (default: the run directory for a single run, none for an ensemble).
+    """
+    datasets = {read_card(r)["data"]["dataset"] for r in run_dirs}
+    if len(datasets) != 1:
+        raise RunDirError(f"runs were trained on different datasets ({', '.join(datasets)}): "
+                          "an ensemble needs one")
+    dataset = datasets.pop()
     images, labels = load_split(dataset, "test", data_dir)
-    logits = predict_logits(model, torch.from_numpy(images).unsqueeze(1))
-    probabilities = logits.softmax(1).numpy()
+    probabilities, cards = ensemble_probabilities(run_dirs, images)
     predictions = probabilities.argmax(1)
     classes = get_dataset(dataset).classes
-    report = {"run": str(run_dir), "model": card["model"], "dataset": dataset,
-              "test_images": len(labels),
+    report = {"runs": [str(r) for r in run_dirs], "models": [c["model"] for c in cards],
+              "dataset": dataset, "test_images": len(labels),
               **classification_report(labels, predictions, classes)}
-    plots_dir = Path(plots_dir or run_dir)
-    report["plots"] = {
-        "confusion_matrix": str(plot_confusion(report["confusion_matrix"], classes,
-                                               plots_dir / "confusion_matrix.png")),
-        "misclassified": str(plot_misclassified(images, labels, probabilities, classes,
-                                                plots_dir / "misclassified.png")),
-    }
+    plots_dir = plots_dir or (run_dirs[0] if len(run_dirs) == 1 else None)
+    if plots_dir is not None:
+        report["plots"] = {
+            "confusion_matrix": str(plot_confusion(report["confusion_matrix"], classes,
+                                                   Path(plots_dir) / "confusion_matrix.png")),
+            "misclassified": str(plot_misclassified(images, labels, probabilities, classes,
+                                                    Path(plots_dir) / "misclassified.png")),
+        }
     return report
 
 

@@ -8,6 +8,7 @@ and the state is checkpointed at each epoch end, so a run killed at any point re
 
 from __future__ import annotations
 
+import copy
 import math
 import platform
 import shlex
@@ -19,7 +20,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from . import __version__
@@ -194,6 +194,35 @@ def autocast_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | N
     return torch.bfloat16 if native else None
 
 
+class WeightAverage:
+    """Exponential moving average of a model's weights and buffers, with a warm-up so that
+    early updates are not swamped by the random initial weights (decay grows to `decay`)."""
+
+    def __init__(self, model: torch.nn.Module, decay: float) -> None:
+        self.module = copy.deepcopy(_original(model)).eval().requires_grad_(False)
+        self.decay = decay
+        self.updates = 0
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module) -> None:
+        self.updates += 1
+        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        pairs = [(a, b) for a, b in zip(self.module.state_dict().values(),
+                                        _original(model).state_dict().values(), strict=True)]
+        floats = [(a, b) for a, b in pairs if a.is_floating_point()]
+        torch._foreach_lerp_([a for a, _ in floats], [b for _, b in floats], 1 - decay)
+        for a, b in pairs:
+            if not a.is_floating_point():
+                a.copy_(b)
+
+    def state_dict(self) -> dict:
+        return {"module": self.module.state_dict(), "updates": self.updates}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.module.load_state_dict(state["module"])
+        self.updates = state["updates"]
+
+
 @dataclass
 class Session:
     """What a training run holds while it runs."""
@@ -201,7 +230,7 @@ class Session:
     config: TrainConfig
     model: torch.nn.Module  # what is trained (possibly compiled)
     optimizer: torch.optim.Optimizer
-    ema: AveragedModel | None
+    ema: WeightAverage | None
     dtype: torch.dtype | None
 
     @property
@@ -231,8 +260,7 @@ def start_session(config: TrainConfig, device: torch.device) -> Session:
     """Build the model (seeded), optimizer and weight average for a run."""
     torch.manual_seed(config.seed)
     model = create_model(config.model).to(device, memory_format=torch.channels_last)
-    ema = (AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema), use_buffers=True)
-           if config.ema else None)
+    ema = WeightAverage(model, config.ema) if config.ema else None
     optimizer = OPTIMIZERS[config.optimizer](model.parameters(), config)
     if config.compile:
         model = torch.compile(model)
@@ -265,7 +293,7 @@ def train_epoch(session: Session, data: Tensors, epoch: int) -> dict:
         loss.backward()
         optimizer.step()
         if session.ema is not None:
-            session.ema.update_parameters(model)
+            session.ema.update(model)
         loss_sum += loss.detach() * len(y)
         correct += (logits.argmax(1) == y).sum()
         bar.update()

@@ -1,0 +1,84 @@
+"""Train the `accurate` recipe for several seeds, then evaluate the ensemble of all of them.
+
+Prints each run's test accuracy and wall time, the mean and standard deviation over the first
+three seeds and over all, and the ensemble's accuracy; the last line is one JSON object. Runs
+are kept in --out and reused (or resumed) when the benchmark is run again. With --check the
+script exits non-zero when a target is missed.
+
+    python benchmarks/accuracy.py --seeds 5 --out bench/accuracy --check
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from digitrec.checkpoint import CARD, STATE, read_card
+from digitrec.evaluate import evaluate_runs
+from digitrec.train import recipe, train
+
+TARGETS = {"mean_3": 0.9975, "ensemble": 0.9980, "max_run_seconds": 15 * 60}
+
+
+def train_or_reuse(run_dir: Path, config, data_dir) -> tuple[dict, float]:
+    """A finished run's card (training it, or finishing it, first when needed) and wall time."""
+    if (run_dir / CARD).exists():
+        card = read_card(run_dir)
+        return card, card["train_seconds"]
+    start = time.perf_counter()
+    card = train(config, run_dir, data_dir, resume=(run_dir / STATE).exists())
+    return card, time.perf_counter() - start
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="accurate")
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--epochs", type=int, help="override the recipe's epochs")
+    parser.add_argument("--out", default="bench/accuracy")
+    parser.add_argument("--data-dir")
+    parser.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
+    args = parser.parse_args()
+
+    config = recipe(args.model)
+    if args.epochs:
+        config = replace(config, epochs=args.epochs)
+    runs, accuracies, seconds = [], [], []
+    for seed in range(args.seeds):
+        run_dir = Path(args.out) / f"{args.model}-seed{seed}"
+        card, wall = train_or_reuse(run_dir, replace(config, seed=seed), args.data_dir)
+        runs.append(run_dir)
+        accuracies.append(card["metrics"]["test_accuracy"])
+        seconds.append(wall)
+        print(f"seed {seed}: test accuracy {accuracies[-1]:.2%}, {wall:.0f} s", flush=True)
+    ensemble = evaluate_runs(runs, data_dir=args.data_dir)["accuracy"]
+    first3 = accuracies[:3]
+    result = {
+        "model": args.model, "epochs": config.epochs, "seeds": list(range(args.seeds)),
+        "accuracies": accuracies, "run_seconds": [round(s, 1) for s in seconds],
+        "mean_3": statistics.mean(first3), "std_3": statistics.pstdev(first3),
+        "mean": statistics.mean(accuracies), "std": statistics.pstdev(accuracies),
+        "ensemble": ensemble, "ensemble_size": len(runs), "max_run_seconds": max(seconds),
+        "cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
+        "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"),
+    }
+    print(f"mean of first 3: {result['mean_3']:.2%} ± {result['std_3']:.2%}; "
+          f"all {len(runs)}: {result['mean']:.2%} ± {result['std']:.2%}; "
+          f"ensemble of {len(runs)}: {ensemble:.2%}; longest run {max(seconds):.0f} s")
+    missed = [name for name, target in TARGETS.items()
+              if (result[name] > target if name == "max_run_seconds" else result[name] < target)]
+    result["missed_targets"] = missed
+    print(json.dumps(result))
+    return 1 if args.check and missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
