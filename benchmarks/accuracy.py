@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 
-import torch
+from common import machine
 
 from digitrec.checkpoint import CARD, STATE, read_card
 from digitrec.evaluate import evaluate_runs
@@ -67,8 +66,7 @@ def main() -> int:
         "mean_3": statistics.mean(first3), "std_3": statistics.pstdev(first3),
         "mean": statistics.mean(accuracies), "std": statistics.pstdev(accuracies),
         "ensemble": ensemble, "ensemble_size": len(runs), "max_run_seconds": max(seconds),
-        "cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
-        "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"),
+        **machine(),
     }
     print(f"mean of first 3: {result['mean_3']:.2%} ± {result['std_3']:.2%}; "
           f"all {len(runs)}: {result['mean']:.2%} ± {result['std']:.2%}; "

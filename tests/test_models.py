@@ -6,12 +6,19 @@ import torch
 from digitrec.models import create_model, list_models
 
 
-def test_registry_lists_and_builds_baseline():
-    assert "baseline" in list_models()
-    model = create_model("baseline")
-    logits = model(torch.rand(5, 1, 28, 28))
-    assert logits.shape == (5, 10)
-    assert create_model("baseline", num_classes=3)(torch.rand(2, 1, 28, 28)).shape == (2, 3)
+@pytest.mark.parametrize("name", ["baseline", "fast", "accurate"])
+def test_registered_models_map_images_to_logits(name: str):
+    assert name in list_models()
+    model = create_model(name).eval()
+    assert model(torch.rand(5, 1, 28, 28)).shape == (5, 10)
+    assert create_model(name, num_classes=3).eval()(torch.rand(2, 1, 28, 28)).shape == (2, 3)
+
+
+def test_model_sizes():
+    sizes = {name: sum(p.numel() for p in create_model(name).parameters())
+             for name in ("baseline", "fast", "accurate")}
+    assert sizes["fast"] < 40_000 < sizes["baseline"]
+    assert 200_000 < sizes["accurate"] < 600_000
 
 
 def test_unknown_model_names_the_choices():

@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 
 from digitrec.checkpoint import read_jsonl
 from digitrec.errors import RunDirError
-from digitrec.train import TrainConfig, train
+from digitrec.train import TrainConfig, recipe, train
 
 TINY = TrainConfig(epochs=2, batch_size=100, train_size=2000, val_size=500)
 TIMING_KEYS = {"seconds", "images_per_s"}
@@ -63,13 +63,36 @@ def test_same_seed_same_result_other_seed_other_result(data_root: Path, tmp_path
     assert third["metrics"]["test_loss"] != first["metrics"]["test_loss"]
 
 
+def test_recipes_are_the_defaults_and_flags_override_them():
+    assert recipe("fast").model == "fast" and recipe("fast").epochs == 1
+    assert recipe("accurate").ema > 0 and recipe("accurate").augmentation.enabled
+    assert recipe("baseline").precision == "fp32" and recipe("baseline").optimizer == "adam"
+    with pytest.raises(ValueError, match="unknown optimizer"):
+        replace(recipe("fast"), optimizer="lbfgs")
+
+
+def test_weight_average_is_what_gets_saved(data_root: Path, tmp_path: Path):
+    config = replace(EVERYTHING_ON, epochs=2, train_size=4000, batch_size=50, precision="fp32")
+    card = train(config, tmp_path / "ema", data_root, log=quiet)
+    plain = train(replace(config, ema=0.0), tmp_path / "plain", data_root, log=quiet)
+    assert not same_weights(tmp_path / "ema", tmp_path / "plain")
+    assert card["metrics"]["test_accuracy"] > 0.9 and plain["metrics"]["test_accuracy"] > 0.9
+
+
 def test_val_size_zero_trains_on_everything_it_is_given(data_root: Path, tmp_path: Path):
     card = train(replace(TINY, val_size=0, epochs=1), tmp_path / "run", data_root, log=quiet)
     assert card["data"]["val_images"] == 0 and "val_accuracy" not in card["metrics"]
 
 
-def test_interrupted_run_resumes_to_the_uninterrupted_result(data_root: Path, tmp_path: Path):
-    config = replace(TINY, epochs=3)
+EVERYTHING_ON = replace(TINY, model="fast", epochs=3, optimizer="sgd", lr=0.05,
+                        schedule="onecycle", label_smoothing=0.1, ema=0.99, rotate=10,
+                        scale=0.1, shear=5, translate=2, elastic_alpha=1.5, precision="bf16")
+
+
+@pytest.mark.parametrize("config", [replace(TINY, epochs=3), EVERYTHING_ON],
+                         ids=["baseline", "sgd-onecycle-ema-augment-bf16"])
+def test_interrupted_run_resumes_to_the_uninterrupted_result(data_root: Path, tmp_path: Path,
+                                                             config: TrainConfig):
     train(config, tmp_path / "whole", data_root, log=quiet)
 
     def interrupt_after_first_epoch(line: str) -> None:

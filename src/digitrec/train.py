@@ -14,6 +14,7 @@ import platform
 import shlex
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -267,8 +268,10 @@ def start_session(config: TrainConfig, device: torch.device) -> Session:
     return Session(config, model, optimizer, ema, autocast_dtype(config, device))
 
 
-def train_epoch(session: Session, data: Tensors, epoch: int) -> dict:
-    """One pass over the training data; returns mean loss, accuracy and throughput."""
+def train_epoch(session: Session, data: Tensors, epoch: int,
+                on_step: Callable[[int], None] | None = None) -> dict:
+    """One pass over the training data; returns mean loss, accuracy and throughput.
+    `on_step(step)` runs after each optimizer step (benchmarks use it to measure accuracy)."""
     config, model, optimizer = session.config, session.model, session.optimizer
     device = data.labels.device
     torch.manual_seed(epoch_seed(config.seed, epoch))
@@ -294,6 +297,8 @@ def train_epoch(session: Session, data: Tensors, epoch: int) -> dict:
         optimizer.step()
         if session.ema is not None:
             session.ema.update(model)
+        if on_step is not None:
+            on_step(step)
         loss_sum += loss.detach() * len(y)
         correct += (logits.argmax(1) == y).sum()
         bar.update()
