@@ -55,7 +55,7 @@ def test_cli_evaluates_an_ensemble(two_runs: list[Path], data_root: Path):
                              "--json", "--data-dir", str(data_root)],
                             capture_output=True, text=True, timeout=300, check=True)
     report = json.loads(result.stdout)
-    assert len(report["runs"]) == 2 and 0.9 < report["accuracy"] <= 1
+    assert len(report["runs"]) == 2 and 0.5 < report["accuracy"] <= 1
 
 
 def test_ensemble_of_different_datasets_is_refused(two_runs: list[Path], data_root: Path,
