@@ -94,6 +94,86 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm",
+                  ".ppm", ".pbm", ".pnm"}
+
+
+def expand_inputs(paths: list[str]) -> list[str]:
+    """Files as given, directories as their image files (recursively, sorted), `-` for stdin."""
+    from pathlib import Path
+
+    inputs = []
+    for path in paths:
+        if path != "-" and Path(path).is_dir():
+            inputs.extend(str(p) for p in sorted(Path(path).rglob("*"))
+                          if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        else:
+            inputs.append(path)
+    return inputs
+
+
+def save_preprocessed(directory: str, index: int, path: str, digits: list) -> None:
+    """Write the 28x28 images the model saw, as PNG, for debugging."""
+    from pathlib import Path
+
+    from PIL import Image
+
+    from .checkpoint import atomic_write
+
+    stem = "stdin" if path == "-" else Path(path).stem
+    for k, digit in enumerate(digits):
+        suffix = f"-{k}" if len(digits) > 1 else ""
+        with atomic_write(Path(directory) / f"{index:04d}-{stem}{suffix}.png") as f:
+            Image.fromarray((digit * 255).round().astype(np.uint8)).save(f, format="PNG")
+
+
+def describe(result: dict) -> str:
+    """One human-readable line for a prediction result."""
+    if "error" in result:
+        return f"{result['path']}: error: {result['error']}"
+    if "number" in result:
+        digits = ", ".join(f"{d['digit'] if d['digit'] is not None else '?'} "
+                           f"{d['confidence']:.0%}" for d in result["digits"])
+        return f"{result['path']}: {result['number'] or '(no digits)'}  [{digits}]"
+    if result["status"] == "blank":
+        return f"{result['path']}: blank (no ink found)"
+    top = ", ".join(f"{t['digit']} {t['probability']:.1%}" for t in result["top_k"])
+    answer = result["digit"] if result["status"] == "ok" else "unknown"
+    return f"{result['path']}: {answer} ({result['confidence']:.1%})  top: {top}"
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    """Recognise the digit (or, with --multi, the number) in each image."""
+    from .errors import ImageDecodeError
+    from .predict import Predictor
+
+    if args.model is None:
+        raise DigitrecError("--model RUN_DIR is required (a run directory from `digitrec train`)")
+    if args.top_k < 1:
+        raise DigitrecError("--top-k must be at least 1")
+    predictor = Predictor(args.model, top_k=args.top_k, min_confidence=args.min_confidence)
+    failed = False
+    for index, path in enumerate(expand_inputs(args.paths)):
+        try:
+            source = sys.stdin.buffer.read() if path == "-" else path
+            if args.multi:
+                number = predictor.predict_number(source)
+                result, seen = number.to_dict(), [d.image for d in number.digits]
+            else:
+                answer = predictor.predict([source])[0]
+                result, seen = answer.to_dict(), [answer.image] if answer.image is not None else []
+        except ImageDecodeError as e:
+            failed = True
+            result, seen = {"error": str(e)}, []
+        if args.save_preprocessed and seen:
+            save_preprocessed(args.save_preprocessed, index, path, seen)
+        result = {"path": path, **result}
+        text_error = "error" in result and not args.json
+        print(json.dumps(result) if args.json else describe(result), flush=True,
+              file=sys.stderr if text_error else sys.stdout)
+    return 1 if failed else 0
+
+
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per TrainConfig field; unset flags keep the model's recipe value."""
     from .train import TrainConfig
@@ -135,6 +215,20 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--plots-dir",
                           help="where to write PNG plots (default: the run dir; none for ensembles)")
     evaluate.set_defaults(run=cmd_evaluate)
+
+    predict = commands.add_parser("predict", help="recognise digits in image files")
+    predict.add_argument("paths", nargs="+", metavar="PATH",
+                         help="image file, directory (searched recursively) or - for stdin")
+    predict.add_argument("--model", help="run directory from `digitrec train`")
+    predict.add_argument("--top-k", type=int, default=3, help="how many ranked answers to show")
+    predict.add_argument("--multi", action="store_true",
+                         help="read a written number (one line of digits) instead of one digit")
+    predict.add_argument("--min-confidence", type=float, default=0.0, metavar="P",
+                         help="below this probability the answer is 'unknown' (default 0)")
+    predict.add_argument("--json", action="store_true", help="one JSON object per input line")
+    predict.add_argument("--save-preprocessed", metavar="DIR",
+                         help="write the 28x28 images the model saw, as PNG")
+    predict.set_defaults(run=cmd_predict)
     return parser
 
 

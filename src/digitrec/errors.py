@@ -15,3 +15,7 @@ class DataUnavailableError(DigitrecError):
 
 class RunDirError(DigitrecError):
     """A run directory is missing, incomplete or would be overwritten."""
+
+
+class ImageDecodeError(DigitrecError):
+    """An input is not a readable image (corrupt, truncated, unsupported, or too large)."""

@@ -1,0 +1,136 @@
+"""Predictor: one API to recognise digits in images with a trained model.
+
+`Predictor(model)` loads a run directory (PyTorch backend); every input goes through
+`digitrec.preprocess` first. Blank images give an explicit "blank" result instead of a guess,
+and answers below `min_confidence` become "unknown".
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from .errors import RunDirError
+from .preprocess import ImageSource, ink_of, normalise_digit, split_digits
+
+
+@dataclass
+class Prediction:
+    """The answer for one digit. `digit` is None when the image is blank or the model unsure."""
+
+    digit: int | None
+    confidence: float
+    status: str  # "ok", "unknown" (below min_confidence) or "blank" (no ink)
+    probabilities: list[float] = field(default_factory=list)
+    top_k: list[dict] = field(default_factory=list)
+    box: tuple[int, int, int, int] | None = None  # where the digit is, in working pixels
+    image: np.ndarray | None = field(default=None, repr=False)  # the 28x28 the model saw
+
+    def to_dict(self) -> dict:
+        """JSON-ready fields (without the image)."""
+        fields = {k: v for k, v in asdict(self).items() if k != "image"}
+        if self.box is None:
+            del fields["box"]
+        return fields
+
+
+@dataclass
+class NumberPrediction:
+    """A written number: its digits left to right ("?" for an unsure digit)."""
+
+    number: str
+    digits: list[Prediction]
+
+    @property
+    def confidence(self) -> float:
+        """The probability that every digit is right (product of the digits' confidences)."""
+        return float(np.prod([d.confidence for d in self.digits])) if self.digits else 0.0
+
+    def to_dict(self) -> dict:
+        return {"number": self.number, "confidence": self.confidence,
+                "digits": [d.to_dict() for d in self.digits]}
+
+
+BLANK = Prediction(digit=None, confidence=0.0, status="blank")
+
+
+class TorchBackend:
+    """Runs a model from a digitrec run directory with PyTorch."""
+
+    def __init__(self, run_dir: Path) -> None:
+        import torch
+
+        from .checkpoint import load_model
+
+        self._torch = torch
+        self.model, self.card = load_model(run_dir)
+
+    def probabilities(self, batch: np.ndarray) -> np.ndarray:
+        from .evaluate import predict_logits
+
+        logits = predict_logits(self.model, self._torch.from_numpy(batch[:, None]))
+        return logits.softmax(1).numpy()
+
+
+def load_backend(model: str | os.PathLike):
+    """The inference backend for a model path."""
+    path = Path(model)
+    if path.is_dir():
+        return TorchBackend(path)
+    if not path.exists():
+        raise RunDirError(f"model {path} does not exist")
+    raise RunDirError(f"model {path}: expected a run directory written by `digitrec train`")
+
+
+class Predictor:
+    """Recognise digits (or written numbers) in images with a trained model."""
+
+    def __init__(self, model: str | os.PathLike, top_k: int = 3,
+                 min_confidence: float = 0.0) -> None:
+        if not 0.0 <= min_confidence <= 1.0:
+            raise ValueError("min_confidence must be between 0 and 1")
+        self.backend = load_backend(model)
+        self.top_k = top_k
+        self.min_confidence = min_confidence
+
+    def classify(self, digits: np.ndarray) -> list[Prediction]:
+        """Predictions for preprocessed digits: float32 [N, 28, 28] in [0, 1], white on black."""
+        if len(digits) == 0:
+            return []
+        probabilities = self.backend.probabilities(np.asarray(digits, dtype=np.float32))
+        return [self._answer(p) for p in probabilities]
+
+    def _answer(self, probabilities: np.ndarray) -> Prediction:
+        best = int(probabilities.argmax())
+        confidence = float(probabilities[best])
+        ranked = np.argsort(-probabilities)[:self.top_k]
+        sure = confidence >= self.min_confidence
+        return Prediction(digit=best if sure else None, confidence=confidence,
+                          status="ok" if sure else "unknown",
+                          probabilities=[float(p) for p in probabilities],
+                          top_k=[{"digit": int(d), "probability": float(probabilities[d])}
+                                 for d in ranked])
+
+    def _classify_images(self, digits: list[np.ndarray]) -> list[Prediction]:
+        answers = self.classify(np.stack(digits)) if digits else []
+        for answer, digit in zip(answers, digits, strict=True):
+            answer.image = digit
+        return answers
+
+    def predict(self, images: list[ImageSource]) -> list[Prediction]:
+        """One prediction per image (each image holds one digit)."""
+        prepared = [normalise_digit(ink_of(image)) for image in images]
+        answers = iter(self._classify_images([p for p in prepared if p is not None]))
+        return [next(answers) if p is not None else replace(BLANK) for p in prepared]
+
+    def predict_number(self, image: ImageSource) -> NumberPrediction:
+        """Read a written number (one line of digits, any length)."""
+        segments = split_digits(ink_of(image))
+        answers = self._classify_images([normalise_digit(s.ink) for s in segments])
+        for answer, segment in zip(answers, segments, strict=True):
+            answer.box = segment.box
+        number = "".join(str(a.digit) if a.digit is not None else "?" for a in answers)
+        return NumberPrediction(number, answers)

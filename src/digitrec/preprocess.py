@@ -1,0 +1,337 @@
+"""Any image -> the 28x28 float array an MNIST model expects, normalised the way MNIST was.
+
+The steps, each a function that can be used and tested on its own:
+
+1. `open_image`: decode safely with Pillow (pixel limit, bomb protection, first frame only).
+2. `to_gray`: grayscale in [0, 1]; transparent pixels are composited over white.
+3. `to_ink`: polarity detection (the background is the majority; ink is the far tail, dark on
+   light or light on dark), removal of a smooth background (uneven light in photos), and a
+   threshold (Otsu) that zeroes the background and scales strokes to 1: ink is white on black,
+   as in MNIST. Specks much smaller than the largest stroke are dropped.
+4. `crop_to_ink`: the bounding box of the ink.
+5. `fit_box`: stroke width brought to MNIST's proportions, then the longer side scaled to 20 px
+   with anti-aliasing, keeping the aspect ratio.
+6. `centre_by_mass`: pasted into 28x28 so that the centre of mass is at the centre.
+
+`preprocess(image)` runs them all; `split_digits` cuts an image of a written number into digits.
+numpy and Pillow only: no torch.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import os
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageSequence, UnidentifiedImageError
+
+from .errors import ImageDecodeError
+
+MAX_PIXELS = 50_000_000  # larger images are refused before decoding
+WORK_SIZE = 768  # images are reduced so their longer side is at most this many pixels
+MIN_CONTRAST = 0.15  # ink must stand out from the background by this much (of full range)
+SPECK_FRACTION = 0.02  # components smaller than this fraction of the largest are noise
+STROKE_FRACTION = 0.12  # MNIST strokes are about 2.4 px wide in the 20 px box
+BOX, SIZE = 20, 28
+
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # Pillow's own bomb check (error at twice this)
+
+ImageSource = str | os.PathLike | bytes | Image.Image | np.ndarray
+
+
+def open_image(source: ImageSource) -> Image.Image:
+    """Decode an image file, bytes or array; anything unreadable is an ImageDecodeError."""
+    if isinstance(source, Image.Image):
+        return source
+    if isinstance(source, np.ndarray):
+        return Image.fromarray(_as_uint8(source))
+    name = "<bytes>" if isinstance(source, bytes) else str(source)
+    try:
+        image = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+        if image.width * image.height > MAX_PIXELS:
+            raise ImageDecodeError(f"{name}: {image.width}x{image.height} pixels is more than "
+                                   f"the {MAX_PIXELS:,} allowed")
+        frame = next(ImageSequence.Iterator(image))  # animated images: the first frame
+        frame.load()
+        return frame
+    except ImageDecodeError:
+        raise
+    except FileNotFoundError:
+        raise ImageDecodeError(f"{name}: no such file") from None
+    except IsADirectoryError:
+        raise ImageDecodeError(f"{name}: is a directory") from None
+    except UnidentifiedImageError:
+        raise ImageDecodeError(f"{name}: not an image format Pillow can decode") from None
+    except Image.DecompressionBombError as e:
+        raise ImageDecodeError(f"{name}: refused as a decompression bomb ({e})") from None
+    except (OSError, SyntaxError, ValueError) as e:  # truncated or corrupt data
+        raise ImageDecodeError(f"{name}: corrupt or truncated image ({e})") from None
+
+
+def _as_uint8(array: np.ndarray) -> np.ndarray:
+    if array.dtype == np.uint8:
+        return array
+    array = np.asarray(array, dtype=np.float32)
+    scale = 255.0 if array.max(initial=0) <= 1.0 else 1.0
+    return np.clip(array * scale, 0, 255).astype(np.uint8)
+
+
+def to_gray(image: Image.Image) -> np.ndarray:
+    """Grayscale float32 in [0, 1] (1 = white); alpha is composited over white."""
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+        values = np.asarray(image, dtype=np.float32)
+        top = 255.0 if image.mode != "F" and values.max(initial=0) <= 255 else None
+        if image.mode.startswith("I;16") or (image.mode == "I" and top is None):
+            top = 65535.0
+        if top is None:  # float image: use its own range
+            low, high = float(values.min(initial=0)), float(values.max(initial=1))
+            return (values - low) / max(high - low, 1e-6)
+        return np.clip(values / top, 0, 1)
+    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        image = Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba)
+    return np.asarray(image.convert("L"), dtype=np.float32) / 255.0
+
+
+def reduce(gray: np.ndarray, limit: int = WORK_SIZE) -> np.ndarray:
+    """Shrink (area-averaging) so the longer side is at most `limit` pixels."""
+    h, w = gray.shape
+    if max(h, w) <= limit:
+        return gray
+    scale = limit / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return np.asarray(Image.fromarray(gray, mode="F").resize(size, Image.BOX))
+
+
+def _window_extreme(values: np.ndarray, radius: int, reducer) -> np.ndarray:
+    """Separable square max or min filter of the given radius (edges padded by replication)."""
+    if radius < 1:
+        return values
+    out = values
+    for axis in (0, 1):
+        padded = np.pad(out, [(radius, radius) if a == axis else (0, 0) for a in (0, 1)],
+                        mode="edge")
+        windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * radius + 1, axis=axis)
+        out = reducer(windows, axis=-1)
+    return out
+
+
+def smooth_background(ink: np.ndarray) -> np.ndarray:
+    """The slowly varying background level of a bright-ink image: the minimum over windows
+    wider than a stroke, computed at low resolution, then smoothed back to full size."""
+    h, w = ink.shape
+    small = reduce(ink, 32)
+    floor = _window_extreme(small, 3, np.min)
+    floor = _window_extreme(floor, 2, np.mean)
+    return np.asarray(Image.fromarray(floor.astype(np.float32), mode="F")
+                      .resize((w, h), Image.BILINEAR))
+
+
+def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
+    """The threshold that best separates two classes of values (Otsu, 1979)."""
+    hist, edges = np.histogram(values, bins=bins, range=(0.0, 1.0))
+    centres = (edges[:-1] + edges[1:]) / 2
+    weight = np.cumsum(hist)
+    mean = np.cumsum(hist * centres)
+    total, total_mean = weight[-1], mean[-1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        between = (total_mean * weight - mean * total) ** 2 / (weight * (total - weight))
+    return float(centres[np.nanargmax(between[:-1])])
+
+
+def to_ink(gray: np.ndarray) -> np.ndarray:
+    """Ink map in [0, 1], 0 = background; all zeros when there is no ink."""
+    low, median, high = np.percentile(gray, [0.5, 50, 99.5])
+    ink = 1.0 - gray if median - low > high - median else gray.copy()
+    ink = np.clip(ink - smooth_background(ink), 0, None)
+    if ink.max(initial=0) < MIN_CONTRAST:
+        return np.zeros_like(ink)
+    threshold = otsu_threshold(np.clip(ink, 0, 1))
+    strokes = ink > threshold
+    top = np.percentile(ink[strokes], 90) if strokes.any() else ink.max()
+    floor = threshold / 2
+    ink = np.clip((ink - floor) / max(top - floor, 1e-6), 0, 1).astype(np.float32)
+    return remove_specks(ink)
+
+
+def connected_components(mask: np.ndarray) -> tuple[np.ndarray, int]:
+    """8-connected component labels (0 = background, 1..n) and n, in vectorised numpy:
+    labels spread as neighbourhood minima, with pointer jumping to converge in few rounds."""
+    h, w = mask.shape
+    none = h * w
+    labels = np.where(mask, np.arange(none).reshape(h, w), none)
+    while True:
+        padded = np.pad(labels, 1, constant_values=none)
+        spread = np.min([padded[dy:dy + h, dx:dx + w] for dy in range(3) for dx in range(3)],
+                        axis=0)
+        flat = np.append(spread.ravel(), none)
+        spread = np.minimum(spread, flat[spread])  # jump: take my label's own label
+        spread = np.where(mask, spread, none)
+        if np.array_equal(spread, labels):
+            break
+        labels = spread
+    roots, dense = np.unique(labels[mask], return_inverse=True)
+    out = np.zeros((h, w), dtype=np.int32)
+    out[mask] = dense.ravel() + 1
+    return out, len(roots)
+
+
+def remove_specks(ink: np.ndarray) -> np.ndarray:
+    """Zero the components much smaller than the largest one (dust, paper texture)."""
+    labels, count = connected_components(ink > 0)
+    if count <= 1:
+        return ink
+    areas = np.bincount(labels.ravel())[1:]
+    keep = np.concatenate([[False], areas >= SPECK_FRACTION * areas.max()])
+    return np.where(keep[labels], ink, 0).astype(np.float32)
+
+
+def crop_to_ink(ink: np.ndarray) -> np.ndarray:
+    """The smallest rectangle that holds all the ink."""
+    rows, cols = np.flatnonzero(ink.any(1)), np.flatnonzero(ink.any(0))
+    return ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+
+
+def stroke_width(ink: np.ndarray) -> float:
+    """Mean stroke width in pixels: ink area over half its boundary length."""
+    mask = ink > 0.5
+    padded = np.pad(mask, 1)
+    interior = (padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:])
+    boundary = np.count_nonzero(mask & ~interior)
+    return 2 * np.count_nonzero(mask) / max(boundary, 1)
+
+
+def normalise_stroke(crop: np.ndarray) -> np.ndarray:
+    """Thicken strokes that would vanish at 20 px, thin strokes that would fill the digit."""
+    target = STROKE_FRACTION * max(crop.shape)
+    width = stroke_width(crop)
+    if width < 0.6 * target:
+        radius = round((target - width) / 2)
+        return _window_extreme(np.pad(crop, radius), radius, np.max)
+    if width > 1.8 * target:
+        return _window_extreme(crop, round((width - target) / 2), np.min)
+    return crop
+
+
+def fit_box(crop: np.ndarray, box: int = BOX) -> np.ndarray:
+    """Scale so the longer side is `box` pixels, keeping the aspect ratio (anti-aliased)."""
+    crop = crop_to_ink(normalise_stroke(crop))
+    h, w = crop.shape
+    scale = box / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    resized = Image.fromarray(crop.astype(np.float32), mode="F").resize(size, Image.LANCZOS)
+    return np.clip(np.asarray(resized), 0, 1)
+
+
+def centre_by_mass(digit: np.ndarray, size: int = SIZE) -> np.ndarray:
+    """Paste into a size x size field so that the centre of mass lands at the centre."""
+    h, w = digit.shape
+    total = digit.sum()
+    cy = (digit.sum(1) @ np.arange(h)) / total
+    cx = (digit.sum(0) @ np.arange(w)) / total
+    top = int(np.clip(round((size - 1) / 2 - cy), 0, size - h))
+    left = int(np.clip(round((size - 1) / 2 - cx), 0, size - w))
+    field = np.zeros((size, size), dtype=np.float32)
+    field[top:top + h, left:left + w] = digit
+    return field
+
+
+def ink_of(source: ImageSource) -> np.ndarray:
+    """Steps 1-3: the ink map of any image, at working resolution."""
+    return to_ink(reduce(to_gray(open_image(source))))
+
+
+def normalise_digit(ink: np.ndarray) -> np.ndarray | None:
+    """Steps 4-6 on an ink map: the 28x28 MNIST-style array, or None if there is no ink."""
+    if not ink.any():
+        return None
+    return centre_by_mass(fit_box(crop_to_ink(ink)))
+
+
+def preprocess(source: ImageSource) -> np.ndarray | None:
+    """Any image -> float32 [28, 28] in [0, 1] (white ink on black), or None for a blank image."""
+    return normalise_digit(ink_of(source))
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One digit cut out of a number: its box (x0, y0, x1, y1) in working pixels, and its ink."""
+
+    box: tuple[int, int, int, int]
+    ink: np.ndarray
+
+
+def split_digits(ink: np.ndarray) -> list[Segment]:
+    """Cut the ink of one written line of digits into digits, ordered left to right.
+
+    Connected components are the starting point; a small piece that lies over or under
+    another component (a broken stroke) joins it, and a component much wider than the line is
+    tall (touching digits) is cut at the columns with the least ink.
+    """
+    labels, count = connected_components(ink > 0)
+    if count == 0:
+        return []
+    groups = _merge_broken_strokes(labels, count)
+    line_height = np.median([_box(g)[3] - _box(g)[1] for g in groups])
+    segments = []
+    for group in groups:
+        piece = np.where(group, ink, 0)
+        segments.extend(_split_touching(piece, line_height))
+    return sorted(segments, key=lambda s: (s.box[0] + s.box[2]) / 2)
+
+
+def _box(mask: np.ndarray) -> tuple[int, int, int, int]:
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+
+
+def _merge_broken_strokes(labels: np.ndarray, count: int) -> list[np.ndarray]:
+    """Component masks, with short pieces that overlap a taller component in x merged into it."""
+    masks = [labels == i for i in range(1, count + 1)]
+    boxes = [_box(m) for m in masks]
+    heights = [b[3] - b[1] for b in boxes]
+    line_height = max(heights)
+    order = sorted(range(count), key=lambda i: -heights[i])
+    owner = list(range(count))
+    for i in order:
+        if heights[i] >= 0.6 * line_height:
+            continue  # a full-height component is a digit of its own
+        x0, _, x1, _ = boxes[i]
+        best, best_overlap = None, 0.0
+        for j in order:
+            if j == i or heights[j] <= heights[i]:
+                continue
+            overlap = min(x1, boxes[j][2]) - max(x0, boxes[j][0])
+            if overlap > best_overlap:
+                best, best_overlap = j, overlap
+        if best is not None and best_overlap >= 0.5 * (x1 - x0):
+            owner[i] = best
+    for i in range(count):  # follow chains to the final owner
+        while owner[owner[i]] != owner[i]:
+            owner[i] = owner[owner[i]]
+    return [np.logical_or.reduce([masks[i] for i in range(count) if owner[i] == root])
+            for root in sorted(set(owner))]
+
+
+def _split_touching(piece: np.ndarray, line_height: float) -> list[Segment]:
+    """Cut a component that is too wide for one digit at its thinnest columns."""
+    x0, _, x1, _ = _box(piece > 0)
+    width = x1 - x0
+    parts = max(1, round(width / (0.75 * line_height))) if width > 1.3 * line_height else 1
+    cuts = [x0]
+    profile = (piece[:, x0:x1] > 0).sum(0)
+    for k in range(1, parts):
+        guess = k * width // parts
+        span = max(1, width // (4 * parts))
+        lo, hi = max(1, guess - span), min(width - 1, guess + span)
+        cuts.append(x0 + lo + int(np.argmin(profile[lo:hi])))
+    cuts.append(x1)
+    segments = []
+    for left, right in itertools.pairwise(cuts):
+        part = np.zeros_like(piece)
+        part[:, left:right] = piece[:, left:right]
+        if part.any():
+            segments.append(Segment(_box(part > 0), part))
+    return segments
