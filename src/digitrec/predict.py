@@ -114,6 +114,10 @@ class Predictor:
                           top_k=[{"digit": int(d), "probability": float(probabilities[d])}
                                  for d in ranked])
 
+    def _confidences(self, digits: list[np.ndarray]) -> list[float]:
+        """The classifier's top probability for each 28x28 digit (judges digit splits)."""
+        return [float(p.max()) for p in self.backend.probabilities(np.stack(digits))]
+
     def _classify_images(self, digits: list[np.ndarray]) -> list[Prediction]:
         answers = self.classify(np.stack(digits)) if digits else []
         for answer, digit in zip(answers, digits, strict=True):
@@ -128,7 +132,7 @@ class Predictor:
 
     def predict_number(self, image: ImageSource) -> NumberPrediction:
         """Read a written number (one line of digits, any length)."""
-        segments = split_digits(ink_of(image))
+        segments = split_digits(ink_of(image), judge=self._confidences)
         answers = self._classify_images([normalise_digit(s.ink) for s in segments])
         for answer, segment in zip(answers, segments, strict=True):
             answer.box = segment.box

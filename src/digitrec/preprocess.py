@@ -22,6 +22,7 @@ from __future__ import annotations
 import io
 import itertools
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,6 +35,8 @@ WORK_SIZE = 768  # images are reduced so their longer side is at most this many 
 MIN_CONTRAST = 0.15  # ink must stand out from the background by this much (of full range)
 SPECK_FRACTION = 0.02  # components smaller than this fraction of the largest are noise
 STROKE_FRACTION = 0.12  # MNIST strokes are about 2.4 px wide in the 20 px box
+STUB_FRACTION = 0.2  # after a cut, pieces smaller than this fraction of the largest are stubs
+CUT_PENALTY = 0.5  # log-odds against each cut: a cut needs some evidence
 BOX, SIZE = 20, 28
 
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # Pillow's own bomb check (error at twice this)
@@ -263,22 +266,31 @@ class Segment:
     ink: np.ndarray
 
 
-def split_digits(ink: np.ndarray) -> list[Segment]:
+Judge = Callable[[list[np.ndarray]], list[float]]  # 28x28 digits -> classifier confidences
+
+
+def split_digits(ink: np.ndarray, judge: Judge | None = None) -> list[Segment]:
     """Cut the ink of one written line of digits into digits, ordered left to right.
 
-    Connected components are the starting point; a small piece that lies over or under
-    another component (a broken stroke) joins it, and a component much wider than the line is
-    tall (touching digits) is cut at the columns with the least ink.
+    Connected components are the starting point; fragments much shorter than the line (a
+    broken stroke) join a neighbouring digit. A component wide enough to hold touching digits
+    may be cut at columns with little ink: with a `judge` (a classifier's confidence), the cuts
+    are chosen by dynamic programming so that the classifier is surest of the resulting digits
+    and their widths are plausible (segmentation by recognition); without one, components wider
+    than 1.3 line heights are cut into equal-width digits at their thinnest columns.
     """
     labels, count = connected_components(ink > 0)
     if count == 0:
         return []
-    groups = _merge_broken_strokes(labels, count)
-    line_height = np.median([_box(g)[3] - _box(g)[1] for g in groups])
+    groups = _merge_broken_strokes(labels, count, judge)
+    line_height = float(np.median([_box(g)[3] - _box(g)[1] for g in groups]))
     segments = []
     for group in groups:
         piece = np.where(group, ink, 0)
-        segments.extend(_split_touching(piece, line_height))
+        if judge is None:
+            segments.extend(_cut_evenly(piece, line_height))
+        else:
+            segments.extend(_cut_by_recognition(piece, line_height, judge))
     return sorted(segments, key=lambda s: (s.box[0] + s.box[2]) / 2)
 
 
@@ -287,51 +299,105 @@ def _box(mask: np.ndarray) -> tuple[int, int, int, int]:
     return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
 
 
-def _merge_broken_strokes(labels: np.ndarray, count: int) -> list[np.ndarray]:
-    """Component masks, with short pieces that overlap a taller component in x merged into it."""
+def _merge_broken_strokes(labels: np.ndarray, count: int, judge: Judge | None) -> list[np.ndarray]:
+    """Component masks, with fragments (pieces much shorter than the line) joined to a
+    neighbouring digit: the one the judge reads best, else the nearest in x."""
     masks = [labels == i for i in range(1, count + 1)]
     boxes = [_box(m) for m in masks]
-    heights = [b[3] - b[1] for b in boxes]
-    line_height = max(heights)
-    order = sorted(range(count), key=lambda i: -heights[i])
-    owner = list(range(count))
-    for i in order:
-        if heights[i] >= 0.6 * line_height:
-            continue  # a full-height component is a digit of its own
-        x0, _, x1, _ = boxes[i]
-        best, best_overlap = None, 0.0
-        for j in order:
-            if j == i or heights[j] <= heights[i]:
-                continue
-            overlap = min(x1, boxes[j][2]) - max(x0, boxes[j][0])
-            if overlap > best_overlap:
-                best, best_overlap = j, overlap
-        if best is not None and best_overlap >= 0.5 * (x1 - x0):
-            owner[i] = best
-    for i in range(count):  # follow chains to the final owner
-        while owner[owner[i]] != owner[i]:
-            owner[i] = owner[owner[i]]
-    return [np.logical_or.reduce([masks[i] for i in range(count) if owner[i] == root])
-            for root in sorted(set(owner))]
+    heights = np.array([b[3] - b[1] for b in boxes])
+    line_height = np.median(heights[heights >= 0.5 * heights.max()])
+    whole = [i for i in range(count) if heights[i] >= 0.5 * line_height]
+    digits = {i: masks[i] for i in whole}
+    for i in sorted(set(range(count)) - set(whole), key=lambda i: -heights[i]):
+        if not digits:
+            digits[i] = masks[i]
+            continue
+        gap = {j: max(boxes[j][0] - boxes[i][2], boxes[i][0] - boxes[j][2]) for j in digits}
+        left = [j for j in digits if boxes[j][0] <= boxes[i][0]]
+        right = [j for j in digits if boxes[j][0] > boxes[i][0]]
+        near = {min(side, key=gap.get) for side in (left, right) if side}
+        if judge is not None and len(near) > 1:
+            merged = {j: digits[j] | masks[i] for j in near}
+            scores = judge([normalise_digit(np.where(m, 1.0, 0.0)) for m in merged.values()])
+            best = list(merged)[int(np.argmax(scores))]
+        else:
+            best = min(near, key=gap.get)
+        digits[best] = digits[best] | masks[i]
+    return list(digits.values())
 
 
-def _split_touching(piece: np.ndarray, line_height: float) -> list[Segment]:
-    """Cut a component that is too wide for one digit at its thinnest columns."""
+def _clean_cut(piece: np.ndarray, left: int, right: int) -> Segment | None:
+    """The ink between two columns, without the small stubs of neighbouring digits' strokes
+    that a straight cut leaves behind."""
+    part = np.zeros_like(piece)
+    part[:, left:right] = piece[:, left:right]
+    labels, count = connected_components(part > 0)
+    if count == 0:
+        return None
+    if count > 1:
+        areas = np.bincount(labels.ravel())[1:]
+        keep = np.concatenate([[False], areas >= STUB_FRACTION * areas.max()])
+        part = np.where(keep[labels], part, 0)
+    return Segment(_box(part > 0), part)
+
+
+def _cut_evenly(piece: np.ndarray, line_height: float) -> list[Segment]:
+    """Without a classifier: cut components wider than 1.3 line heights into equal parts."""
     x0, _, x1, _ = _box(piece > 0)
     width = x1 - x0
     parts = max(1, round(width / (0.75 * line_height))) if width > 1.3 * line_height else 1
-    cuts = [x0]
     profile = (piece[:, x0:x1] > 0).sum(0)
+    cuts = [x0]
     for k in range(1, parts):
-        guess = k * width // parts
-        span = max(1, width // (4 * parts))
-        lo, hi = max(1, guess - span), min(width - 1, guess + span)
+        lo = k * width // parts - width // (4 * parts)
+        hi = k * width // parts + width // (4 * parts) + 1
         cuts.append(x0 + lo + int(np.argmin(profile[lo:hi])))
     cuts.append(x1)
-    segments = []
-    for left, right in itertools.pairwise(cuts):
-        part = np.zeros_like(piece)
-        part[:, left:right] = piece[:, left:right]
-        if part.any():
-            segments.append(Segment(_box(part > 0), part))
-    return segments
+    return [s for a, b in itertools.pairwise(cuts) if (s := _clean_cut(piece, a, b)) is not None]
+
+
+def _candidate_cuts(profile: np.ndarray, most: int = 14) -> list[int]:
+    """Columns where a cut could separate touching digits: local minima of the ink profile
+    (the least inked first), at least 3 px apart and away from the ends."""
+    width = len(profile)
+    smooth = np.convolve(profile, np.ones(3) / 3, mode="same")
+    minima = [c for c in range(3, width - 3)
+              if smooth[c] <= smooth[c - 1] and smooth[c] <= smooth[c + 1]]
+    chosen: list[int] = []
+    for c in sorted(minima, key=lambda c: smooth[c]):
+        if all(abs(c - d) >= 3 for d in chosen):
+            chosen.append(c)
+        if len(chosen) == most:
+            break
+    return sorted(chosen)
+
+
+def _shape_log_prior(segment: Segment, line_height: float) -> float:
+    """How plausible a piece is as one digit, by width: handwritten digits are rarely wider
+    than about 0.9 line heights (log of a half-Gaussian penalty beyond that)."""
+    ratio = (segment.box[2] - segment.box[0]) / line_height
+    return -(max(0.0, ratio - 0.9) / 0.25) ** 2
+
+
+def _cut_by_recognition(piece: np.ndarray, line_height: float, judge: Judge) -> list[Segment]:
+    """The cuts that maximise the digits' summed log-confidence plus width priors, minus a
+    penalty per cut (dynamic programming over candidate columns)."""
+    x0, _, x1, _ = _box(piece > 0)
+    if x1 - x0 < 0.8 * line_height:
+        return [Segment(_box(piece > 0), piece)]
+    cuts = [x0, *(x0 + c for c in _candidate_cuts((piece[:, x0:x1] > 0).sum(0))), x1]
+    spans = {(i, j): seg for i in range(len(cuts)) for j in range(i + 1, len(cuts))
+             if cuts[j] - cuts[i] <= 1.6 * line_height
+             and (seg := _clean_cut(piece, cuts[i], cuts[j])) is not None}
+    confidences = judge([normalise_digit(seg.ink) for seg in spans.values()])
+    score = {span: np.log(max(c, 1e-9)) + _shape_log_prior(spans[span], line_height)
+             for span, c in zip(spans, confidences, strict=True)}
+    best: dict[int, tuple[float, list]] = {0: (0.0, [])}
+    for j in range(1, len(cuts)):
+        options = [(best[i][0] + score[(i, j)] - (CUT_PENALTY if i else 0.0), best[i][1] + [(i, j)])
+                   for i in range(j) if i in best and (i, j) in score]
+        if options:
+            best[j] = max(options, key=lambda o: o[0])
+    if len(cuts) - 1 not in best:
+        return [Segment(_box(piece > 0), piece)]
+    return [spans[span] for span in best[len(cuts) - 1][1]]
