@@ -98,6 +98,11 @@ def to_gray(image: Image.Image) -> np.ndarray:
     return np.asarray(image.convert("L"), dtype=np.float32) / 255.0
 
 
+def _float_image(values: np.ndarray) -> Image.Image:
+    """A Pillow 32-bit float image of an array (any float dtype)."""
+    return Image.fromarray(np.ascontiguousarray(values, dtype=np.float32), mode="F")
+
+
 def reduce(gray: np.ndarray, limit: int = WORK_SIZE) -> np.ndarray:
     """Shrink (area-averaging) so the longer side is at most `limit` pixels."""
     h, w = gray.shape
@@ -105,7 +110,7 @@ def reduce(gray: np.ndarray, limit: int = WORK_SIZE) -> np.ndarray:
         return gray
     scale = limit / max(h, w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return np.asarray(Image.fromarray(gray, mode="F").resize(size, Image.BOX))
+    return np.asarray(_float_image(gray).resize(size, Image.BOX))
 
 
 def _window_extreme(values: np.ndarray, radius: int, reducer) -> np.ndarray:
@@ -121,15 +126,32 @@ def _window_extreme(values: np.ndarray, radius: int, reducer) -> np.ndarray:
     return out
 
 
-def smooth_background(ink: np.ndarray) -> np.ndarray:
-    """The slowly varying background level of a bright-ink image: the minimum over windows
-    wider than a stroke, computed at low resolution, then smoothed back to full size."""
+def _surface_terms(h: int, w: int) -> np.ndarray:
+    """Quadratic polynomial terms (1, x, y, x², xy, y²) over an h x w grid: (h*w, 6)."""
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    x, y = x.ravel() / max(w - 1, 1), y.ravel() / max(h - 1, 1)
+    return np.stack([np.ones_like(x), x, y, x * x, x * y, y * y], axis=1)
+
+
+def smooth_background(ink: np.ndarray, rounds: int = 3) -> np.ndarray:
+    """The slowly varying background level of a bright-ink image (uneven light in photos):
+    a quadratic surface fitted to the pixels that are not strokes, refitted as the strokes
+    are told apart better. Large ink areas are never mistaken for background."""
     h, w = ink.shape
-    small = reduce(ink, 32)
-    floor = _window_extreme(small, 3, np.min)
-    floor = _window_extreme(floor, 2, np.mean)
-    return np.asarray(Image.fromarray(floor.astype(np.float32), mode="F")
-                      .resize((w, h), Image.BILINEAR))
+    small = reduce(ink, 64)
+    terms = _surface_terms(*small.shape)
+    values = small.ravel()
+    background = np.zeros_like(values)
+    for _ in range(rounds):
+        residual = values - background
+        strokes = residual > otsu_threshold(np.clip(residual, 0, 1))
+        if strokes.mean() > 0.9:
+            break
+        coefficients, *_ = np.linalg.lstsq(terms[~strokes], values[~strokes], rcond=None)
+        background = terms @ coefficients
+    coefficients = (np.linalg.lstsq(terms, background, rcond=None)[0]
+                    if background.any() else np.zeros(terms.shape[1]))
+    return (_surface_terms(h, w) @ coefficients).reshape(h, w).astype(np.float32)
 
 
 def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
@@ -141,20 +163,23 @@ def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
     total, total_mean = weight[-1], mean[-1]
     with np.errstate(divide="ignore", invalid="ignore"):
         between = (total_mean * weight - mean * total) ** 2 / (weight * (total - weight))
+    if np.isnan(between[:-1]).all():  # a single value: nothing to separate
+        return float(np.mean(values))
     return float(centres[np.nanargmax(between[:-1])])
 
 
 def to_ink(gray: np.ndarray) -> np.ndarray:
     """Ink map in [0, 1], 0 = background; all zeros when there is no ink."""
+    gray = np.asarray(gray, dtype=np.float32)
     low, median, high = np.percentile(gray, [0.5, 50, 99.5])
     ink = 1.0 - gray if median - low > high - median else gray.copy()
     ink = np.clip(ink - smooth_background(ink), 0, None)
     if ink.max(initial=0) < MIN_CONTRAST:
         return np.zeros_like(ink)
-    threshold = otsu_threshold(np.clip(ink, 0, 1))
-    strokes = ink > threshold
+    otsu = otsu_threshold(np.clip(ink, 0, 1))
+    strokes = ink > otsu
     top = np.percentile(ink[strokes], 90) if strokes.any() else ink.max()
-    floor = threshold / 2
+    floor = max(otsu, 0.35 * top) / 2  # below half the threshold is background
     ink = np.clip((ink - floor) / max(top - floor, 1e-6), 0, 1).astype(np.float32)
     return remove_specks(ink)
 
@@ -213,7 +238,7 @@ def normalise_stroke(crop: np.ndarray) -> np.ndarray:
     if width < 0.6 * target:
         radius = round((target - width) / 2)
         return _window_extreme(np.pad(crop, radius), radius, np.max)
-    if width > 1.8 * target:
+    if width > 3 * target:
         return _window_extreme(crop, round((width - target) / 2), np.min)
     return crop
 
@@ -224,7 +249,7 @@ def fit_box(crop: np.ndarray, box: int = BOX) -> np.ndarray:
     h, w = crop.shape
     scale = box / max(h, w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    resized = Image.fromarray(crop.astype(np.float32), mode="F").resize(size, Image.LANCZOS)
+    resized = _float_image(crop).resize(size, Image.LANCZOS)
     return np.clip(np.asarray(resized), 0, 1)
 
 

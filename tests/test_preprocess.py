@@ -1,0 +1,194 @@
+"""Preprocessing, step by step: decoding, grayscale, ink, crop, 20 px box, centre of mass,
+connected components and digit splitting. No model, no torch."""
+
+from __future__ import annotations
+
+import io
+from collections import deque
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from digitrec.errors import ImageDecodeError
+from digitrec.preprocess import (
+    centre_by_mass,
+    connected_components,
+    crop_to_ink,
+    fit_box,
+    open_image,
+    preprocess,
+    split_digits,
+    to_gray,
+    to_ink,
+)
+
+
+def png_bytes(image: Image.Image, **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=options.pop("format", "PNG"), **options)
+    return buffer.getvalue()
+
+
+def bar_image(size=(120, 160), dark_ink=True) -> np.ndarray:
+    """A thick vertical stroke: gray in [0, 1]."""
+    gray = np.ones(size[::-1], dtype=np.float32) if dark_ink else np.zeros(size[::-1], np.float32)
+    gray[30:130, 50:66] = 0.0 if dark_ink else 1.0
+    return gray
+
+
+# --- 1. decoding -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("blob, message", [
+    (b"", "not an image"),
+    (b"hello, I am text", "not an image"),
+    (png_bytes(Image.new("L", (64, 64), 200))[:60], "corrupt or truncated"),
+])
+def test_unreadable_inputs_are_clear_errors(blob: bytes, message: str):
+    with pytest.raises(ImageDecodeError, match=message):
+        open_image(blob)
+
+
+def test_missing_file_and_directory(tmp_path: Path):
+    with pytest.raises(ImageDecodeError, match="no such file"):
+        open_image(tmp_path / "nope.png")
+    with pytest.raises(ImageDecodeError, match="directory"):
+        open_image(tmp_path)
+
+
+def test_huge_dimensions_are_refused_before_decoding():
+    bomb = png_bytes(Image.new("1", (20000, 20000)), optimize=True)
+    assert len(bomb) < 200_000  # small file, 400 megapixels
+    with pytest.raises(ImageDecodeError, match=r"pixels|decompression bomb"):
+        open_image(bomb)
+
+
+def test_animated_gif_uses_the_first_frame():
+    frames = [Image.new("L", (40, 40), 255), Image.new("L", (40, 40), 0)]
+    blob = png_bytes(frames[0], format="GIF", save_all=True, append_images=frames[1:])
+    assert open_image(blob).convert("L").getpixel((5, 5)) == 255
+
+
+# --- 2. grayscale ------------------------------------------------------------------------
+
+def test_transparent_background_is_white():
+    rgba = Image.new("RGBA", (20, 20), (0, 0, 0, 0))
+    rgba.putpixel((10, 10), (0, 0, 0, 255))
+    gray = to_gray(rgba)
+    assert gray[0, 0] == 1.0 and gray[10, 10] == 0.0
+    palette = rgba.convert("P")
+    palette.info["transparency"] = palette.getpixel((0, 0))
+    assert to_gray(Image.open(io.BytesIO(png_bytes(palette))))[0, 0] == 1.0
+
+
+def test_sixteen_bit_images_use_their_full_range():
+    values = np.array([[0, 32768, 65535]], dtype=np.uint16)
+    image = Image.open(io.BytesIO(png_bytes(Image.fromarray(values))))
+    assert to_gray(image).ravel().tolist() == pytest.approx([0.0, 0.5, 1.0], abs=1e-3)
+
+
+# --- 3. ink ------------------------------------------------------------------------------
+
+def test_polarity_is_detected_both_ways():
+    dark_on_light = to_ink(bar_image(dark_ink=True))
+    light_on_dark = to_ink(bar_image(dark_ink=False))
+    assert dark_on_light[80, 58] > 0.95 and dark_on_light[5, 5] == 0.0
+    np.testing.assert_allclose(dark_on_light, light_on_dark, atol=1e-6)
+
+
+def test_uneven_light_leaves_a_clean_background():
+    gray = bar_image() * np.linspace(0.45, 1.0, 120)[None, :]  # shadow on the left
+    gray[30:130, 50:66] = 0.05
+    ink = to_ink(gray.astype(np.float32))
+    assert ink[:, :40].max() == 0 and ink[:, 80:].max() == 0
+    assert ink[80, 58] > 0.7
+
+
+def test_blank_and_faint_texture_have_no_ink():
+    rng = np.random.default_rng(0)
+    assert not to_ink(np.ones((50, 50), np.float32)).any()
+    texture = (0.8 + rng.normal(0, 0.02, (200, 200))).astype(np.float32)
+    assert not to_ink(texture).any()
+    assert preprocess(Image.new("RGB", (300, 200), "white")) is None
+
+
+def test_specks_are_removed():
+    gray = bar_image()
+    gray[5, 5] = gray[150, 100] = 0.0  # two dust specks
+    ink = to_ink(gray)
+    assert ink[5, 5] == 0 and ink[150, 100] == 0 and ink[80, 58] > 0.95
+
+
+# --- 4-6. crop, 20 px box, centre of mass -------------------------------------------------
+
+def test_crop_box_and_centre():
+    ink = np.zeros((100, 100), np.float32)
+    ink[10:70, 40:55] = 1.0
+    crop = crop_to_ink(ink)
+    assert crop.shape == (60, 15)
+    box = fit_box(crop)
+    assert max(box.shape) == 20 and box.shape[1] in (5, 6, 7)  # aspect kept (within rounding)
+    field = centre_by_mass(box)
+    rows, cols = np.indices(field.shape)
+    assert (field * rows).sum() / field.sum() == pytest.approx(13.5, abs=0.5)
+    assert (field * cols).sum() / field.sum() == pytest.approx(13.5, abs=0.5)
+
+
+def test_mnist_digits_come_back_as_themselves(data_root: Path):
+    from digitrec.data import load_split
+
+    images, _ = load_split("mnist", "test", data_root)
+    errors = []
+    for digit in images[:50]:
+        # dark ink on white paper, four times larger: the way a scan of it would look
+        scan = Image.fromarray(255 - digit).resize((112, 112), Image.BICUBIC)
+        errors.append(np.abs(preprocess(scan) - digit / 255).mean())
+    assert np.mean(errors) < 0.08 and max(errors) < 0.15  # mean abs pixel error
+
+
+# --- connected components and splitting ---------------------------------------------------
+
+def reference_components(mask: np.ndarray) -> int:
+    seen, count = np.zeros_like(mask), 0
+    for start in zip(*np.nonzero(mask), strict=True):
+        if seen[start]:
+            continue
+        count += 1
+        queue = deque([start])
+        seen[start] = True
+        while queue:
+            y, x = queue.popleft()
+            for dy in (-1, 0, 1):
+                for dx in (-1, 0, 1):
+                    ny, nx = y + dy, x + dx
+                    if (0 <= ny < mask.shape[0] and 0 <= nx < mask.shape[1]
+                            and mask[ny, nx] and not seen[ny, nx]):
+                        seen[ny, nx] = True
+                        queue.append((ny, nx))
+    return count
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_connected_components_match_a_flood_fill(seed: int):
+    mask = np.random.default_rng(seed).random((40, 60)) < 0.45
+    labels, count = connected_components(mask)
+    assert count == reference_components(mask)
+    assert (labels > 0).sum() == mask.sum() and labels.max() == count
+
+
+def test_separate_digits_are_split_left_to_right():
+    ink = np.zeros((40, 200), np.float32)
+    for k, x in enumerate((150, 10, 80)):  # drawn out of order
+        ink[5:35, x:x + 12 + 4 * k] = 1.0
+    segments = split_digits(ink)
+    assert [s.box[0] for s in segments] == [10, 80, 150]
+
+
+def test_broken_stroke_joins_its_digit():
+    ink = np.zeros((40, 100), np.float32)
+    ink[8:35, 20:26] = 1.0  # the stem
+    ink[3:6, 18:34] = 1.0  # a bar above it, not touching: a broken "7" or "5"
+    ink[8:35, 60:66] = 1.0  # another digit
+    segments = split_digits(ink)
+    assert len(segments) == 2 and segments[0].box[1] == 3
