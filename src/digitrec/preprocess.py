@@ -37,6 +37,7 @@ SPECK_FRACTION = 0.02  # components smaller than this fraction of the largest ar
 STROKE_FRACTION = 0.12  # MNIST strokes are about 2.4 px wide in the 20 px box
 STUB_FRACTION = 0.2  # after a cut, pieces smaller than this fraction of the largest are stubs
 CUT_PENALTY = 0.5  # log-odds against each cut: a cut needs some evidence
+CROSSING_PENALTY = 1.0  # and more for each extra stroke it severs (touching digits touch once)
 BOX, SIZE = 20, 28
 
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # Pillow's own bomb check (error at twice this)
@@ -397,6 +398,12 @@ def _candidate_cuts(profile: np.ndarray, most: int = 14) -> list[int]:
     return sorted(chosen)
 
 
+def _crossings(column: np.ndarray) -> int:
+    """How many strokes a vertical cut through this column would sever (runs of ink)."""
+    inked = np.concatenate([[False], column > 0, [False]])
+    return int(np.count_nonzero(inked[1:] & ~inked[:-1]))
+
+
 def _shape_log_prior(segment: Segment, line_height: float) -> float:
     """How plausible a piece is as one digit, by width: handwritten digits are rarely wider
     than about 0.9 line heights (log of a half-Gaussian penalty beyond that)."""
@@ -417,9 +424,10 @@ def _cut_by_recognition(piece: np.ndarray, line_height: float, judge: Judge) -> 
     confidences = judge([normalise_digit(seg.ink) for seg in spans.values()])
     score = {span: np.log(max(c, 1e-9)) + _shape_log_prior(spans[span], line_height)
              for span, c in zip(spans, confidences, strict=True)}
+    cost = [CUT_PENALTY + CROSSING_PENALTY * max(0, _crossings(piece[:, c]) - 1) for c in cuts]
     best: dict[int, tuple[float, list]] = {0: (0.0, [])}
     for j in range(1, len(cuts)):
-        options = [(best[i][0] + score[(i, j)] - (CUT_PENALTY if i else 0.0), best[i][1] + [(i, j)])
+        options = [(best[i][0] + score[(i, j)] - (cost[i] if i else 0.0), best[i][1] + [(i, j)])
                    for i in range(j) if i in best and (i, j) in score]
         if options:
             best[j] = max(options, key=lambda o: o[0])
