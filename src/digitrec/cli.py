@@ -10,6 +10,7 @@ import time
 import typing
 from contextlib import suppress
 from dataclasses import fields, replace
+from pathlib import Path
 
 import numpy as np
 
@@ -100,8 +101,6 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 
 def expand_inputs(paths: list[str]) -> list[str]:
     """Files as given, directories as their image files (recursively, sorted), `-` for stdin."""
-    from pathlib import Path
-
     inputs = []
     for path in paths:
         if path != "-" and Path(path).is_dir():
@@ -114,8 +113,6 @@ def expand_inputs(paths: list[str]) -> list[str]:
 
 def save_preprocessed(directory: str, index: int, path: str, digits: list) -> None:
     """Write the 28x28 images the model saw, as PNG, for debugging."""
-    from pathlib import Path
-
     from PIL import Image
 
     from .checkpoint import atomic_write
