@@ -39,8 +39,9 @@ TARGET_SPEEDUP = 30.0
 class Stopwatch:
     """Training time with evaluation pauses left out; records when each threshold is crossed."""
 
-    def __init__(self, evaluate, steps_per_epoch: int, check_every: float) -> None:
-        self.evaluate, self.reached = evaluate, {}
+    def __init__(self, evaluate, steps_per_epoch: int, check_every: float,
+                 thresholds: tuple[float, ...] = THRESHOLDS) -> None:
+        self.evaluate, self.reached, self.thresholds = evaluate, {}, thresholds
         self.interval = max(1, round(steps_per_epoch * check_every))
         self.steps, self.paused, self.start = 0, 0.0, time.perf_counter()
 
@@ -51,11 +52,11 @@ class Stopwatch:
             return False
         now = time.perf_counter()
         accuracy = self.evaluate()
-        for threshold in THRESHOLDS:
+        for threshold in self.thresholds:
             if accuracy >= threshold and threshold not in self.reached:
                 self.reached[threshold] = now - self.start - self.paused
         self.paused += time.perf_counter() - now
-        return len(self.reached) == len(THRESHOLDS)
+        return len(self.reached) == len(self.thresholds)
 
 
 class Finished(Exception):
@@ -130,7 +131,8 @@ class ReferenceDataset(Dataset):
 
 
 def run_reference(seed: int, check_every: float, max_epochs: int, data_dir) -> dict:
-    """The classic example's recipe, checking test accuracy as it goes."""
+    """The classic example's recipe, checking test accuracy as it goes, until 99.0% (it seldom
+    reaches 99.5%, and each of its epochs costs as much as dozens of `fast` runs)."""
     torch.manual_seed(seed)
     train_set = ReferenceDataset(*load_split("mnist", "train", data_dir))
     test_images, test_labels = load_split("mnist", "test", data_dir)
@@ -148,7 +150,7 @@ def run_reference(seed: int, check_every: float, max_epochs: int, data_dir) -> d
         model.train()
         return (predictions == test_y).float().mean().item()
 
-    watch = Stopwatch(evaluate, len(loader), check_every)
+    watch = Stopwatch(evaluate, len(loader), check_every, thresholds=THRESHOLDS[:1])
     model.train()
     for _ in range(max_epochs):
         for x, y in loader:
@@ -174,23 +176,26 @@ def main() -> int:
                         help="fraction of an epoch between accuracy checks")
     parser.add_argument("--reference-epochs", type=int, default=3,
                         help="budget of the reference run (it rarely reaches 99.5%%)")
+    parser.add_argument("--models", nargs="+", default=["fast", "accurate", "reference"],
+                        choices=["fast", "accurate", "reference"])
     parser.add_argument("--data-dir")
     parser.add_argument("--check", action="store_true",
                         help=f"exit 1 unless fast reaches 99%% {TARGET_SPEEDUP:.0f}x sooner")
     args = parser.parse_args()
 
-    results: dict[str, list[dict]] = {"fast": [], "accurate": [], "reference": []}
+    results: dict[str, list[dict]] = {name: [] for name in args.models}
     for seed in range(args.seeds):
-        for name in ("fast", "accurate"):
-            results[name].append(run_digitrec(name, seed, args.check_every, args.data_dir))
-        results["reference"].append(
-            run_reference(seed, args.check_every, args.reference_epochs, args.data_dir))
+        for name in args.models:
+            results[name].append(
+                run_reference(seed, args.check_every, args.reference_epochs, args.data_dir)
+                if name == "reference" else
+                run_digitrec(name, seed, args.check_every, args.data_dir))
         print(f"seed {seed}: " + "; ".join(
             f"{name} " + ", ".join(f"{t:.1%} at {s:.1f} s" for t, s in runs[-1].items())
             for name, runs in results.items()), flush=True)
     summary = {f"{name}_s_to_{str(t * 100).rstrip('0').rstrip('.').replace('.', '_')}":
                median_time(runs, t) for name, runs in results.items() for t in THRESHOLDS}
-    fast, reference = summary["fast_s_to_99"], summary["reference_s_to_99"]
+    fast, reference = summary.get("fast_s_to_99"), summary.get("reference_s_to_99")
     summary["speedup"] = reference / fast if fast and reference else None
     summary.update(seeds=args.seeds, check_every=args.check_every, **machine())
     print(f"to 99.0%: fast {fast} s, reference {reference} s, speedup {summary['speedup']}")
