@@ -45,16 +45,21 @@ class Stopwatch:
         self.interval = max(1, round(steps_per_epoch * check_every))
         self.steps, self.paused, self.start = 0, 0.0, time.perf_counter()
 
+    @property
+    def trained(self) -> float:
+        """Seconds of training so far, evaluation pauses left out."""
+        return time.perf_counter() - self.start - self.paused
+
     def step(self) -> bool:
         """Count a step; at each check, measure accuracy. True once every threshold is reached."""
         self.steps += 1
         if self.steps % self.interval:
             return False
-        now = time.perf_counter()
+        trained, now = self.trained, time.perf_counter()
         accuracy = self.evaluate()
         for threshold in self.thresholds:
             if accuracy >= threshold and threshold not in self.reached:
-                self.reached[threshold] = now - self.start - self.paused
+                self.reached[threshold] = trained
         self.paused += time.perf_counter() - now
         return len(self.reached) == len(self.thresholds)
 
@@ -92,7 +97,7 @@ def run_digitrec(name: str, seed: int, check_every: float, data_dir) -> dict:
             train_epoch(session, data["train"], epoch, on_step)
     except Finished:
         pass
-    return watch.reached
+    return {**watch.reached, "trained": watch.trained}
 
 
 class ReferenceNet(nn.Module):
@@ -158,9 +163,9 @@ def run_reference(seed: int, check_every: float, max_epochs: int, data_dir) -> d
             F.nll_loss(model(x), y).backward()
             optimizer.step()
             if watch.step():
-                return watch.reached
+                return {**watch.reached, "trained": watch.trained}
         scheduler.step()
-    return watch.reached
+    return {**watch.reached, "trained": watch.trained}
 
 
 def median_time(results: list[dict], threshold: float) -> float | None:
@@ -174,6 +179,8 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--check-every", type=float, default=0.05,
                         help="fraction of an epoch between accuracy checks")
+    parser.add_argument("--reference-seeds", type=int, default=1,
+                        help="seeds for the reference (each costs minutes)")
     parser.add_argument("--reference-epochs", type=int, default=3,
                         help="budget of the reference run (it rarely reaches 99.5%%)")
     parser.add_argument("--models", nargs="+", default=["fast", "accurate", "reference"],
@@ -184,23 +191,30 @@ def main() -> int:
     args = parser.parse_args()
 
     results: dict[str, list[dict]] = {name: [] for name in args.models}
-    for seed in range(args.seeds):
-        for name in args.models:
-            results[name].append(
-                run_reference(seed, args.check_every, args.reference_epochs, args.data_dir)
-                if name == "reference" else
-                run_digitrec(name, seed, args.check_every, args.data_dir))
-        print(f"seed {seed}: " + "; ".join(
-            f"{name} " + ", ".join(f"{t:.1%} at {s:.1f} s" for t, s in runs[-1].items())
-            for name, runs in results.items()), flush=True)
+    for name in args.models:
+        for seed in range(args.reference_seeds if name == "reference" else args.seeds):
+            run = (run_reference(seed, args.check_every, args.reference_epochs, args.data_dir)
+                   if name == "reference" else
+                   run_digitrec(name, seed, args.check_every, args.data_dir))
+            results[name].append(run)
+            print(f"{name} seed {seed}: " + ", ".join(
+                f"{t:.1%} at {s:.1f} s" for t, s in run.items() if t != "trained")
+                + f" (trained {run['trained']:.1f} s)", flush=True)
     summary = {f"{name}_s_to_{str(t * 100).rstrip('0').rstrip('.').replace('.', '_')}":
                median_time(runs, t) for name, runs in results.items() for t in THRESHOLDS}
     fast, reference = summary.get("fast_s_to_99"), summary.get("reference_s_to_99")
     summary["speedup"] = reference / fast if fast and reference else None
+    if fast and "reference" in results and reference is None:
+        # the reference never reached 99.0% in its budget: its time is at least that budget
+        budget = statistics.median(r["trained"] for r in results["reference"])
+        summary.update(reference_trained_s=budget, speedup_at_least=budget / fast)
     summary.update(seeds=args.seeds, check_every=args.check_every, **machine())
-    print(f"to 99.0%: fast {fast} s, reference {reference} s, speedup {summary['speedup']}")
+    print(f"to 99.0%: fast {fast} s, reference {reference} s, speedup {summary['speedup']}"
+          + (f" (at least {summary['speedup_at_least']:.0f}x)" if "speedup_at_least" in summary
+             else ""))
     print(json.dumps(summary))
-    passed = summary["speedup"] is not None and summary["speedup"] >= TARGET_SPEEDUP
+    speedup = summary["speedup"] or summary.get("speedup_at_least")
+    passed = speedup is not None and speedup >= TARGET_SPEEDUP
     return 0 if passed or not args.check else 1
 
 
