@@ -15,7 +15,7 @@ import pytest
 from safetensors.torch import load_file
 
 from digitrec.checkpoint import read_jsonl
-from digitrec.errors import RunDirError
+from digitrec.errors import ConfigError, RunDirError
 from digitrec.train import TrainConfig, recipe, train
 
 TINY = TrainConfig(epochs=2, batch_size=100, train_size=2000, val_size=500)
@@ -158,6 +158,11 @@ def test_ctrl_c_saves_finished_epochs_and_says_how_to_resume(data_root: Path, tm
     assert process.returncode == 130
     assert f"digitrec train --resume {run}" in stderr and "Traceback" not in stderr
     assert len(read_jsonl(run / "metrics.jsonl")) >= 1 and (run / "state.pt").exists()
+
+
+def test_validation_split_larger_than_the_data_is_a_clear_error(data_root: Path, tmp_path: Path):
+    with pytest.raises(ConfigError, match="leaves no training images"):
+        train(replace(TINY, val_size=60000), tmp_path / "run", data_root, log=quiet)
 
 
 def test_cli_rejects_bad_options_without_traceback(tmp_path: Path):

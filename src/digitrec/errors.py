@@ -19,3 +19,7 @@ class RunDirError(DigitrecError):
 
 class ImageDecodeError(DigitrecError):
     """An input is not a readable image (corrupt, truncated, unsupported, or too large)."""
+
+
+class ConfigError(DigitrecError, ValueError):
+    """A training configuration that cannot work (unknown name, impossible sizes)."""

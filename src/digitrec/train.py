@@ -37,7 +37,7 @@ from .checkpoint import (
     write_jsonl,
 )
 from .data import file_checksums, get_dataset, load_split
-from .errors import RunDirError
+from .errors import ConfigError, RunDirError
 from .evaluate import predict_logits
 from .models import create_model, list_models
 
@@ -85,13 +85,13 @@ class TrainConfig:
                    "precision": ("auto", "fp32", "bf16")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
-                raise ValueError(f"unknown {name} {getattr(self, name)!r}; choose one of: "
+                raise ConfigError(f"unknown {name} {getattr(self, name)!r}; choose one of: "
                                  f"{', '.join(allowed)}")
         get_dataset(self.dataset)
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
-            raise ValueError("epochs and batch_size must be at least 1, lr above 0")
+            raise ConfigError("epochs and batch_size must be at least 1, lr above 0")
         if min(self.val_size, self.train_size, self.threads) < 0 or not 0 <= self.ema < 1:
-            raise ValueError("val_size, train_size and threads must be >= 0, ema in [0, 1)")
+            raise ConfigError("val_size, train_size and threads must be >= 0, ema in [0, 1)")
 
     @property
     def augmentation(self) -> Augmentation:
@@ -167,7 +167,7 @@ def load_tensors(config: TrainConfig, data_dir, device: torch.device) -> dict[st
 
     images, labels = load_split(config.dataset, "train", data_dir)
     if config.val_size >= len(labels):
-        raise ValueError(f"val_size {config.val_size} leaves no training images")
+        raise ConfigError(f"val_size {config.val_size} leaves no training images")
     order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(SPLIT_SEED))
     val_idx, train_idx = order[:config.val_size].numpy(), order[config.val_size:].numpy()
     if config.train_size:
