@@ -12,9 +12,10 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import torch
 from safetensors.torch import load_file
 
-from digitrec.checkpoint import read_jsonl
+from digitrec.checkpoint import load_model, read_jsonl
 from digitrec.errors import ConfigError, RunDirError
 from digitrec.train import TrainConfig, recipe, train
 
@@ -158,6 +159,13 @@ def test_ctrl_c_saves_finished_epochs_and_says_how_to_resume(data_root: Path, tm
     assert process.returncode == 130
     assert f"digitrec train --resume {run}" in stderr and "Traceback" not in stderr
     assert len(read_jsonl(run / "metrics.jsonl")) >= 1 and (run / "state.pt").exists()
+
+
+def test_compiled_training_saves_a_plain_model(data_root: Path, tmp_path: Path):
+    config = replace(EVERYTHING_ON, epochs=1, train_size=1000, compile=True)
+    card = train(config, tmp_path / "run", data_root, log=quiet)
+    model, _ = load_model(tmp_path / "run")  # keys carry no torch.compile wrapper prefix
+    assert card["config"]["compile"] and model(torch.rand(2, 1, 28, 28)).shape == (2, 10)
 
 
 def test_validation_split_larger_than_the_data_is_a_clear_error(data_root: Path, tmp_path: Path):
