@@ -349,7 +349,34 @@ def _merge_broken_strokes(labels: np.ndarray, count: int, judge: Judge | None) -
         else:
             best = min(near, key=gap.get)
         digits[best] = digits[best] | masks[i]
-    return list(digits.values())
+    return _join_overlapping(list(digits.values()), judge, line_height)
+
+
+def _join_overlapping(groups: list[np.ndarray], judge: Judge | None,
+                      line_height: float) -> list[np.ndarray]:
+    """Join neighbours that overlap in x by half the narrower one's width or more (a digit
+    drawn in two strokes, like a 6 whose loop misses its stem), unless the judge reads them
+    clearly better as two digits."""
+    groups = sorted(groups, key=lambda g: _box(g)[0])
+    joined = [groups[0]]
+    for group in groups[1:]:
+        a, b = _box(joined[-1]), _box(group)
+        overlap = min(a[2], b[2]) - max(a[0], b[0])
+        if overlap >= 0.5 * min(a[2] - a[0], b[2] - b[0]):
+            union = joined[-1] | group
+            if judge is None:
+                joined[-1] = union
+                continue
+            one, left, right = judge([normalise_digit(np.where(m, 1.0, 0.0))
+                                      for m in (union, joined[-1], group)])
+            x0, _, x1, _ = _box(union)
+            as_one = np.log(max(one, 1e-9)) + _width_log_prior(x1 - x0, line_height)
+            as_two = np.log(max(left, 1e-9)) + np.log(max(right, 1e-9)) - CUT_PENALTY
+            if as_one >= as_two:
+                joined[-1] = union
+                continue
+        joined.append(group)
+    return joined
 
 
 def _clean_cut(piece: np.ndarray, left: int, right: int) -> Segment | None:
@@ -404,11 +431,15 @@ def _crossings(column: np.ndarray) -> int:
     return int(np.count_nonzero(inked[1:] & ~inked[:-1]))
 
 
+def _width_log_prior(width: int, line_height: float) -> float:
+    """How plausible a width is for one digit: handwritten digits are rarely wider than about
+    0.9 line heights (log of a half-Gaussian penalty beyond that)."""
+    return -(max(0.0, width / line_height - 0.9) / 0.25) ** 2
+
+
 def _shape_log_prior(segment: Segment, line_height: float) -> float:
-    """How plausible a piece is as one digit, by width: handwritten digits are rarely wider
-    than about 0.9 line heights (log of a half-Gaussian penalty beyond that)."""
-    ratio = (segment.box[2] - segment.box[0]) / line_height
-    return -(max(0.0, ratio - 0.9) / 0.25) ** 2
+    """`_width_log_prior` of a segment."""
+    return _width_log_prior(segment.box[2] - segment.box[0], line_height)
 
 
 def _cut_by_recognition(piece: np.ndarray, line_height: float, judge: Judge) -> list[Segment]:
