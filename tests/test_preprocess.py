@@ -113,6 +113,30 @@ def test_blank_and_faint_texture_have_no_ink():
     assert preprocess(Image.new("RGB", (300, 200), "white")) is None
 
 
+def test_a_dot_or_a_thin_line_on_a_big_page():
+    page = np.full((100, 100), 255, np.uint8)
+    page[50, 50] = 0
+    assert preprocess(page) is None  # a dot is not a digit
+    big = np.full((600, 600), 255, np.uint8)
+    big[200:400, 300:302] = 0  # a thin "1" covering 0.1% of the page
+    digit = preprocess(big)
+    assert digit is not None and digit[:, 13:15].mean() > 0.5 and digit[:, :8].max() == 0
+
+
+def test_unusual_modes_are_read_or_refused_cleanly():
+    values = np.ones((50, 50), np.float32)
+    values[10:40, 20:25] = 0
+    values[0, 0] = np.nan
+    assert preprocess(Image.fromarray(values, mode="F")) is not None
+    with pytest.raises(ImageDecodeError, match="unsupported image mode"):
+        to_gray(Image.new("LAB", (10, 10)))
+
+
+def test_a_solid_wedge_is_one_piece():
+    wedge = np.tril(np.ones((50, 100), np.float32), k=0)[:, ::-1].copy()
+    assert len(split_digits(wedge, judge=lambda digits: [0.5] * len(digits))) >= 1
+
+
 def test_specks_are_removed():
     gray = bar_image()
     gray[5, 5] = gray[150, 100] = 0.0  # two dust specks

@@ -104,7 +104,10 @@ def load_model(run_dir: str | os.PathLike) -> tuple[torch.nn.Module, dict]:
     from .models import create_model
 
     card = read_card(run_dir)
-    model = create_model(card["model"], **card.get("model_kwargs", {}))
+    try:
+        model = create_model(card["model"], **card.get("model_kwargs", {}))
+    except (KeyError, TypeError, ValueError) as e:
+        raise RunDirError(f"{run_dir}: cannot rebuild the model its card describes ({e})") from None
     path = Path(run_dir) / WEIGHTS
     try:
         weights = load_file(path)

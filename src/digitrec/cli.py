@@ -25,12 +25,12 @@ def cmd_data(args: argparse.Namespace) -> int:
     from .data import data_root, get_dataset, load_split
 
     spec = get_dataset(args.dataset)
+    labels = {split: load_split(spec.name, split, args.data_dir)[1] for split in ("train", "test")}
     print(f"{spec.name}: files verified (SHA-256 of contents) under {data_root(args.data_dir)}")
     print(f"{'split':<6} {'images':>7}  " + " ".join(f"{c[:7]:>7}" for c in spec.classes))
-    for split in ("train", "test"):
-        _, labels = load_split(spec.name, split, args.data_dir)
-        counts = np.bincount(labels, minlength=len(spec.classes))
-        print(f"{split:<6} {len(labels):>7}  " + " ".join(f"{n:>7}" for n in counts))
+    for split, values in labels.items():
+        counts = np.bincount(values, minlength=len(spec.classes))
+        print(f"{split:<6} {len(values):>7}  " + " ".join(f"{n:>7}" for n in counts))
     return 0
 
 
@@ -50,7 +50,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     overrides = {f.name: getattr(args, f.name) for f in fields(TrainConfig)
                  if getattr(args, f.name, None) is not None}
     if args.resume:
-        if set(overrides) - {"model"} or args.out:
+        if overrides or args.out:
             raise SystemExit("digitrec train: error: --resume continues a run with its own "
                              "configuration; give no other training options")
         run_dir = args.resume
@@ -64,8 +64,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     try:
         train(config, run_dir, data_dir=args.data_dir, resume=bool(args.resume))
     except KeyboardInterrupt:
-        print(f"\ninterrupted: finished epochs are saved; continue with "
-              f"`digitrec train --resume {run_dir}`", file=sys.stderr)
+        hint = (f"finished epochs are saved; continue with `digitrec train --resume {run_dir}`"
+                if (Path(run_dir) / "state.pt").exists() else "nothing was saved")
+        print(f"\ninterrupted: {hint}", file=sys.stderr)
         return 130
     return 0
 
@@ -146,8 +147,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     if args.model is None:
         raise DigitrecError("--model RUN_DIR is required (a run directory from `digitrec train`)")
-    if args.top_k < 1:
-        raise DigitrecError("--top-k must be at least 1")
+    if args.top_k < 1 or not 0 <= args.min_confidence <= 1:
+        raise DigitrecError("--top-k must be at least 1 and --min-confidence in [0, 1]")
     predictor = Predictor(args.model, top_k=args.top_k, min_confidence=args.min_confidence)
     failed = False
     for index, path in enumerate(expand_inputs(args.paths)):
@@ -245,6 +246,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return 130
+    except OSError as e:  # unwritable output directory, full disk, ...
+        print(f"digitrec {args.command}: error: {e}", file=sys.stderr)
+        return 1
     except BrokenPipeError:  # output piped into a command that stopped reading (e.g. head)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141

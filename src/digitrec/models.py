@@ -1,8 +1,8 @@
 """Registry of network architectures by name (`create_model("baseline")`).
 
 Every model takes float images in [0, 1] shaped (N, 1, 28, 28) and returns logits (N, classes);
-its first layer subtracts the dataset mean and divides by the standard deviation, so weights
-files and exported models carry their own preprocessing constants.
+its first layer subtracts the dataset mean and divides by the standard deviation, so a weights
+file carries its own preprocessing constants.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ and answers below `min_confidence` become "unknown".
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -54,7 +54,9 @@ class NumberPrediction:
                 "digits": [d.to_dict() for d in self.digits]}
 
 
-BLANK = Prediction(digit=None, confidence=0.0, status="blank")
+def blank() -> Prediction:
+    """The answer for an image without ink."""
+    return Prediction(digit=None, confidence=0.0, status="blank")
 
 
 class TorchBackend:
@@ -116,6 +118,8 @@ class Predictor:
 
     def _confidences(self, digits: list[np.ndarray]) -> list[float]:
         """The classifier's top probability for each 28x28 digit (judges digit splits)."""
+        if not digits:
+            return []
         return [float(p.max()) for p in self.backend.probabilities(np.stack(digits))]
 
     def _classify_images(self, digits: list[np.ndarray]) -> list[Prediction]:
@@ -128,7 +132,7 @@ class Predictor:
         """One prediction per image (each image holds one digit)."""
         prepared = [normalise_digit(ink_of(image)) for image in images]
         answers = iter(self._classify_images([p for p in prepared if p is not None]))
-        return [next(answers) if p is not None else replace(BLANK) for p in prepared]
+        return [next(answers) if p is not None else blank() for p in prepared]
 
     def predict_number(self, image: ImageSource) -> NumberPrediction:
         """Read a written number (one line of digits, any length)."""

@@ -33,6 +33,7 @@ from .errors import ImageDecodeError
 MAX_PIXELS = 50_000_000  # larger images are refused before decoding
 WORK_SIZE = 768  # images are reduced so their longer side is at most this many pixels
 MIN_CONTRAST = 0.15  # ink must stand out from the background by this much (of full range)
+MIN_INK = 4  # ink smaller than this many pixels each way is a dot, not a digit
 SPECK_FRACTION = 0.02  # components smaller than this fraction of the largest are noise
 STROKE_FRACTION = 0.12  # MNIST strokes are about 2.4 px wide in the 20 px box
 STUB_FRACTION = 0.2  # after a cut, pieces smaller than this fraction of the largest are stubs
@@ -70,6 +71,8 @@ def open_image(source: ImageSource) -> Image.Image:
         raise ImageDecodeError(f"{name}: not an image format Pillow can decode") from None
     except Image.DecompressionBombError as e:
         raise ImageDecodeError(f"{name}: refused as a decompression bomb ({e})") from None
+    except PermissionError:
+        raise ImageDecodeError(f"{name}: permission denied") from None
     except (OSError, SyntaxError, ValueError) as e:  # truncated or corrupt data
         raise ImageDecodeError(f"{name}: corrupt or truncated image ({e})") from None
 
@@ -85,7 +88,8 @@ def _as_uint8(array: np.ndarray) -> np.ndarray:
 def to_gray(image: Image.Image) -> np.ndarray:
     """Grayscale float32 in [0, 1] (1 = white); alpha is composited over white."""
     if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
-        values = np.asarray(image, dtype=np.float32)
+        values = np.nan_to_num(np.asarray(image, dtype=np.float32), nan=0.0, posinf=0.0,
+                               neginf=0.0)
         top = 255.0 if image.mode != "F" and values.max(initial=0) <= 255 else None
         if image.mode.startswith("I;16") or (image.mode == "I" and top is None):
             top = 65535.0
@@ -93,10 +97,13 @@ def to_gray(image: Image.Image) -> np.ndarray:
             low, high = float(values.min(initial=0)), float(values.max(initial=1))
             return (values - low) / max(high - low, 1e-6)
         return np.clip(values / top, 0, 1)
-    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
-        rgba = image.convert("RGBA")
-        image = Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba)
-    return np.asarray(image.convert("L"), dtype=np.float32) / 255.0
+    try:
+        if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+            rgba = image.convert("RGBA")
+            image = Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba)
+        return np.asarray(image.convert("L"), dtype=np.float32) / 255.0
+    except ValueError as e:  # modes Pillow cannot convert to grayscale, e.g. LAB
+        raise ImageDecodeError(f"unsupported image mode {image.mode}: {e}") from None
 
 
 def _float_image(values: np.ndarray) -> Image.Image:
@@ -172,8 +179,8 @@ def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
 def to_ink(gray: np.ndarray) -> np.ndarray:
     """Ink map in [0, 1], 0 = background; all zeros when there is no ink."""
     gray = np.asarray(gray, dtype=np.float32)
-    low, median, high = np.percentile(gray, [0.5, 50, 99.5])
-    ink = 1.0 - gray if median - low > high - median else gray.copy()
+    dark = gray < otsu_threshold(gray)  # the minority side of the two classes is the ink
+    ink = 1.0 - gray if 0 < dark.mean() < 0.5 else gray.copy()
     ink = np.clip(ink - smooth_background(ink), 0, None)
     if ink.max(initial=0) < MIN_CONTRAST:
         return np.zeros_like(ink)
@@ -273,8 +280,9 @@ def ink_of(source: ImageSource) -> np.ndarray:
 
 
 def normalise_digit(ink: np.ndarray) -> np.ndarray | None:
-    """Steps 4-6 on an ink map: the 28x28 MNIST-style array, or None if there is no ink."""
-    if not ink.any():
+    """Steps 4-6 on an ink map: the 28x28 MNIST-style array, or None if there is no ink
+    (or only a dot, smaller than MIN_INK pixels each way)."""
+    if not ink.any() or max(crop_to_ink(ink).shape) < MIN_INK:
         return None
     return centre_by_mass(fit_box(crop_to_ink(ink)))
 
@@ -317,7 +325,15 @@ def split_digits(ink: np.ndarray, judge: Judge | None = None) -> list[Segment]:
             segments.extend(_cut_evenly(piece, line_height))
         else:
             segments.extend(_cut_by_recognition(piece, line_height, judge))
-    return sorted(segments, key=lambda s: (s.box[0] + s.box[2]) / 2)
+    digits = [s for s in segments if max(s.box[2] - s.box[0], s.box[3] - s.box[1]) >= MIN_INK]
+    return sorted(digits, key=lambda s: (s.box[0] + s.box[2]) / 2)
+
+
+def _judged(judge: Judge, inks: list[np.ndarray]) -> list[float]:
+    """The judge's confidence in each ink map read as one digit (0 for a mere dot)."""
+    digits = [normalise_digit(ink) for ink in inks]
+    found = iter(judge([d for d in digits if d is not None]))
+    return [next(found) if d is not None else 0.0 for d in digits]
 
 
 def _box(mask: np.ndarray) -> tuple[int, int, int, int]:
@@ -344,7 +360,7 @@ def _merge_broken_strokes(labels: np.ndarray, count: int, judge: Judge | None) -
         near = {min(side, key=gap.get) for side in (left, right) if side}
         if judge is not None and len(near) > 1:
             merged = {j: digits[j] | masks[i] for j in near}
-            scores = judge([normalise_digit(np.where(m, 1.0, 0.0)) for m in merged.values()])
+            scores = _judged(judge, [np.where(m, 1.0, 0.0) for m in merged.values()])
             best = list(merged)[int(np.argmax(scores))]
         else:
             best = min(near, key=gap.get)
@@ -367,8 +383,8 @@ def _join_overlapping(groups: list[np.ndarray], judge: Judge | None,
             if judge is None:
                 joined[-1] = union
                 continue
-            one, left, right = judge([normalise_digit(np.where(m, 1.0, 0.0))
-                                      for m in (union, joined[-1], group)])
+            one, left, right = _judged(judge, [np.where(m, 1.0, 0.0)
+                                               for m in (union, joined[-1], group)])
             x0, _, x1, _ = _box(union)
             as_one = np.log(max(one, 1e-9)) + _width_log_prior(x1 - x0, line_height)
             as_two = np.log(max(left, 1e-9)) + np.log(max(right, 1e-9)) - CUT_PENALTY
@@ -452,10 +468,13 @@ def _cut_by_recognition(piece: np.ndarray, line_height: float, judge: Judge) -> 
     spans = {(i, j): seg for i in range(len(cuts)) for j in range(i + 1, len(cuts))
              if cuts[j] - cuts[i] <= 1.6 * line_height
              and (seg := _clean_cut(piece, cuts[i], cuts[j])) is not None}
-    confidences = judge([normalise_digit(seg.ink) for seg in spans.values()])
+    if not spans:
+        return [Segment(_box(piece > 0), piece)]
+    confidences = _judged(judge, [seg.ink for seg in spans.values()])
     score = {span: np.log(max(c, 1e-9)) + _shape_log_prior(spans[span], line_height)
              for span, c in zip(spans, confidences, strict=True)}
-    cost = [CUT_PENALTY + CROSSING_PENALTY * max(0, _crossings(piece[:, c]) - 1) for c in cuts]
+    cost = [0.0, *(CUT_PENALTY + CROSSING_PENALTY * max(0, _crossings(piece[:, c]) - 1)
+                   for c in cuts[1:-1]), 0.0]  # the ends are no cuts
     best: dict[int, tuple[float, list]] = {0: (0.0, [])}
     for j in range(1, len(cuts)):
         options = [(best[i][0] + score[(i, j)] - (cost[i] if i else 0.0), best[i][1] + [(i, j)])

@@ -92,6 +92,18 @@ class TrainConfig:
             raise ConfigError("epochs and batch_size must be at least 1, lr above 0")
         if min(self.val_size, self.train_size, self.threads) < 0 or not 0 <= self.ema < 1:
             raise ConfigError("val_size, train_size and threads must be >= 0, ema in [0, 1)")
+        if self.optimizer == "sgd" and self.momentum <= 0:
+            raise ConfigError("sgd uses Nesterov momentum: momentum must be above 0")
+        if self.weight_decay < 0 or not 0 <= self.label_smoothing < 1:
+            raise ConfigError("weight_decay must be >= 0 and label_smoothing in [0, 1)")
+        if not (0 <= self.rotate < 90 and 0 <= self.shear < 90 and 0 <= self.scale < 1
+                and 0 <= self.translate <= 14 and self.elastic_alpha >= 0
+                and 0 < self.elastic_sigma <= 6):
+            raise ConfigError("augmentation out of range: rotate and shear in [0, 90) degrees, "
+                              "scale in [0, 1), translate in [0, 14] px, elastic_alpha >= 0, "
+                              "elastic_sigma in (0, 6] px")
+        if not 0 <= self.seed < 2**40:
+            raise ConfigError("seed must be in [0, 2**40)")
 
     @property
     def augmentation(self) -> Augmentation:
@@ -140,7 +152,12 @@ def recipe(model: str) -> TrainConfig:
 def select_device(name: str = "auto") -> torch.device:
     """cuda, then mps, then cpu, unless a device is named."""
     if name != "auto":
-        return torch.device(name)
+        try:
+            device = torch.device(name)
+            torch.empty(0, device=device)
+        except (RuntimeError, AssertionError) as e:
+            raise ConfigError(f"device {name!r} is not usable here: {e}") from None
+        return device
     if torch.cuda.is_available():
         return torch.device("cuda")
     if torch.backends.mps.is_available():
@@ -341,7 +358,11 @@ def train(config: TrainConfig | None, run_dir, data_dir=None, resume: bool = Fal
     state = None
     if resume:
         state = load_state(run_dir)
-        config = TrainConfig(**state["config"])
+        try:
+            config = TrainConfig(**state["config"])
+        except (KeyError, TypeError) as e:
+            raise RunDirError(f"{run_dir}: the saved configuration does not fit this version "
+                              f"of digitrec ({e})") from None
         command = state["command"]
         if (run_dir / CARD).exists() and state["epoch"] >= config.epochs:
             log(f"{run_dir} is already finished")
