@@ -214,20 +214,27 @@ def connected_components(mask: np.ndarray) -> tuple[np.ndarray, int]:
     return out, len(roots)
 
 
-def remove_specks(ink: np.ndarray) -> np.ndarray:
-    """Zero the components much smaller than the largest one (dust, paper texture)."""
+def remove_specks(ink: np.ndarray, fraction: float = SPECK_FRACTION) -> np.ndarray:
+    """Zero the components smaller than `fraction` of the largest one (dust, paper texture,
+    the stubs of neighbouring strokes that a cut leaves behind)."""
     labels, count = connected_components(ink > 0)
     if count <= 1:
         return ink
     areas = np.bincount(labels.ravel())[1:]
-    keep = np.concatenate([[False], areas >= SPECK_FRACTION * areas.max()])
+    keep = np.concatenate([[False], areas >= fraction * areas.max()])
     return np.where(keep[labels], ink, 0).astype(np.float32)
+
+
+def ink_box(ink: np.ndarray) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1) of the smallest rectangle that holds all the ink."""
+    rows, cols = np.flatnonzero(ink.any(1)), np.flatnonzero(ink.any(0))
+    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
 
 
 def crop_to_ink(ink: np.ndarray) -> np.ndarray:
     """The smallest rectangle that holds all the ink."""
-    rows, cols = np.flatnonzero(ink.any(1)), np.flatnonzero(ink.any(0))
-    return ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    x0, y0, x1, y1 = ink_box(ink)
+    return ink[y0:y1, x0:x1]
 
 
 def stroke_width(ink: np.ndarray) -> float:
@@ -317,7 +324,7 @@ def split_digits(ink: np.ndarray, judge: Judge | None = None) -> list[Segment]:
     if count == 0:
         return []
     groups = _merge_broken_strokes(labels, count, judge)
-    line_height = float(np.median([_box(g)[3] - _box(g)[1] for g in groups]))
+    line_height = float(np.median([ink_box(g)[3] - ink_box(g)[1] for g in groups]))
     segments = []
     for group in groups:
         piece = np.where(group, ink, 0)
@@ -336,16 +343,11 @@ def _judged(judge: Judge, inks: list[np.ndarray]) -> list[float]:
     return [next(found) if d is not None else 0.0 for d in digits]
 
 
-def _box(mask: np.ndarray) -> tuple[int, int, int, int]:
-    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
-    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
-
-
 def _merge_broken_strokes(labels: np.ndarray, count: int, judge: Judge | None) -> list[np.ndarray]:
     """Component masks, with fragments (pieces much shorter than the line) joined to a
     neighbouring digit: the one the judge reads best, else the nearest in x."""
     masks = [labels == i for i in range(1, count + 1)]
-    boxes = [_box(m) for m in masks]
+    boxes = [ink_box(m) for m in masks]
     heights = np.array([b[3] - b[1] for b in boxes])
     line_height = np.median(heights[heights >= 0.5 * heights.max()])
     whole = [i for i in range(count) if heights[i] >= 0.5 * line_height]
@@ -373,10 +375,10 @@ def _join_overlapping(groups: list[np.ndarray], judge: Judge | None,
     """Join neighbours that overlap in x by half the narrower one's width or more (a digit
     drawn in two strokes, like a 6 whose loop misses its stem), unless the judge reads them
     clearly better as two digits."""
-    groups = sorted(groups, key=lambda g: _box(g)[0])
+    groups = sorted(groups, key=lambda g: ink_box(g)[0])
     joined = [groups[0]]
     for group in groups[1:]:
-        a, b = _box(joined[-1]), _box(group)
+        a, b = ink_box(joined[-1]), ink_box(group)
         overlap = min(a[2], b[2]) - max(a[0], b[0])
         if overlap >= 0.5 * min(a[2] - a[0], b[2] - b[0]):
             union = joined[-1] | group
@@ -385,7 +387,7 @@ def _join_overlapping(groups: list[np.ndarray], judge: Judge | None,
                 continue
             one, left, right = _judged(judge, [np.where(m, 1.0, 0.0)
                                                for m in (union, joined[-1], group)])
-            x0, _, x1, _ = _box(union)
+            x0, _, x1, _ = ink_box(union)
             as_one = np.log(max(one, 1e-9)) + _width_log_prior(x1 - x0, line_height)
             as_two = np.log(max(left, 1e-9)) + np.log(max(right, 1e-9)) - CUT_PENALTY
             if as_one >= as_two:
@@ -400,19 +402,15 @@ def _clean_cut(piece: np.ndarray, left: int, right: int) -> Segment | None:
     that a straight cut leaves behind."""
     part = np.zeros_like(piece)
     part[:, left:right] = piece[:, left:right]
-    labels, count = connected_components(part > 0)
-    if count == 0:
+    if not part.any():
         return None
-    if count > 1:
-        areas = np.bincount(labels.ravel())[1:]
-        keep = np.concatenate([[False], areas >= STUB_FRACTION * areas.max()])
-        part = np.where(keep[labels], part, 0)
-    return Segment(_box(part > 0), part)
+    part = remove_specks(part, STUB_FRACTION)
+    return Segment(ink_box(part), part)
 
 
 def _cut_evenly(piece: np.ndarray, line_height: float) -> list[Segment]:
     """Without a classifier: cut components wider than 1.3 line heights into equal parts."""
-    x0, _, x1, _ = _box(piece > 0)
+    x0, _, x1, _ = ink_box(piece > 0)
     width = x1 - x0
     parts = max(1, round(width / (0.75 * line_height))) if width > 1.3 * line_height else 1
     profile = (piece[:, x0:x1] > 0).sum(0)
@@ -461,15 +459,15 @@ def _shape_log_prior(segment: Segment, line_height: float) -> float:
 def _cut_by_recognition(piece: np.ndarray, line_height: float, judge: Judge) -> list[Segment]:
     """The cuts that maximise the digits' summed log-confidence plus width priors, minus a
     penalty per cut (dynamic programming over candidate columns)."""
-    x0, _, x1, _ = _box(piece > 0)
+    x0, _, x1, _ = ink_box(piece > 0)
     if x1 - x0 < 0.8 * line_height:
-        return [Segment(_box(piece > 0), piece)]
+        return [Segment(ink_box(piece > 0), piece)]
     cuts = [x0, *(x0 + c for c in _candidate_cuts((piece[:, x0:x1] > 0).sum(0))), x1]
     spans = {(i, j): seg for i in range(len(cuts)) for j in range(i + 1, len(cuts))
              if cuts[j] - cuts[i] <= 1.6 * line_height
              and (seg := _clean_cut(piece, cuts[i], cuts[j])) is not None}
     if not spans:
-        return [Segment(_box(piece > 0), piece)]
+        return [Segment(ink_box(piece > 0), piece)]
     confidences = _judged(judge, [seg.ink for seg in spans.values()])
     score = {span: np.log(max(c, 1e-9)) + _shape_log_prior(spans[span], line_height)
              for span, c in zip(spans, confidences, strict=True)}
@@ -482,5 +480,5 @@ def _cut_by_recognition(piece: np.ndarray, line_height: float, judge: Judge) -> 
         if options:
             best[j] = max(options, key=lambda o: o[0])
     if len(cuts) - 1 not in best:
-        return [Segment(_box(piece > 0), piece)]
+        return [Segment(ink_box(piece > 0), piece)]
     return [spans[span] for span in best[len(cuts) - 1][1]]
