@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -16,8 +17,9 @@ import torch
 from safetensors.torch import load_file
 
 from digitrec.checkpoint import load_model, read_jsonl
+from digitrec.cli import build_parser, train_config
 from digitrec.errors import ConfigError, RunDirError
-from digitrec.train import TrainConfig, recipe, train
+from digitrec.train import TrainConfig, recipe, train, train_command
 
 TINY = TrainConfig(epochs=2, batch_size=100, train_size=2000, val_size=500)
 TIMING_KEYS = {"seconds", "images_per_s"}
@@ -49,7 +51,7 @@ def test_run_directory_contents(data_root: Path, tmp_path: Path):
     assert card["data"]["dataset"] == "mnist" and len(card["data"]["sha256"]) == 4
     assert 0.8 < card["metrics"]["test_accuracy"] <= 1.0
     assert {"torch", "digitrec", "python"} <= set(card["versions"])
-    assert card["command"].startswith("digitrec")
+    assert card["command"] == train_command(TINY)
     rows = read_jsonl(tmp_path / "run" / "metrics.jsonl")
     assert [r["epoch"] for r in rows] == [1, 2] and all("val_accuracy" in r for r in rows)
 
@@ -185,3 +187,11 @@ def test_cli_rejects_bad_options_without_traceback(tmp_path: Path):
     result = subprocess.run(cli("train", "--resume", str(tmp_path / "missing")),
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 1 and "cannot resume" in result.stderr
+
+
+@pytest.mark.parametrize("config", [TINY, recipe("accurate"), replace(recipe("fast"), compile=True, seed=7),
+                                    replace(recipe("baseline"), lr=0.0025, rotate=7.5)])
+def test_card_command_reproduces_the_configuration(config: TrainConfig):
+    words = shlex.split(train_command(config))
+    assert words[:2] == ["digitrec", "train"]
+    assert train_config(build_parser().parse_args(words[1:])) == config

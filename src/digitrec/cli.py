@@ -42,24 +42,38 @@ def require_torch() -> None:
         raise DigitrecError("this command needs PyTorch: pip install 'digitrec[train]'") from None
 
 
+def config_overrides(args: argparse.Namespace) -> dict:
+    """The training options given on the command line."""
+    from .train import TrainConfig
+
+    return {f.name: getattr(args, f.name) for f in fields(TrainConfig)
+            if getattr(args, f.name, None) is not None}
+
+
+def train_config(args: argparse.Namespace):
+    """The model's recipe with the command line's options applied."""
+    from .train import recipe
+
+    overrides = config_overrides(args)
+    try:
+        return replace(recipe(overrides.get("model", "baseline")), **overrides)
+    except ValueError as e:
+        raise SystemExit(f"digitrec train: error: {e}") from None
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     """Train a model (or resume a run) and report its test accuracy."""
     require_torch()
-    from .train import TrainConfig, recipe, train
+    from .train import train
 
-    overrides = {f.name: getattr(args, f.name) for f in fields(TrainConfig)
-                 if getattr(args, f.name, None) is not None}
     if args.resume:
-        if overrides or args.out:
+        if config_overrides(args) or args.out:
             raise SystemExit("digitrec train: error: --resume continues a run with its own "
                              "configuration; give no other training options")
         run_dir = args.resume
         config = None
     else:
-        try:
-            config = replace(recipe(overrides.get("model", "baseline")), **overrides)
-        except ValueError as e:
-            raise SystemExit(f"digitrec train: error: {e}") from None
+        config = train_config(args)
         run_dir = args.out or f"runs/{config.model}-{time.strftime('%Y%m%d-%H%M%S')}"
     try:
         train(config, run_dir, data_dir=args.data_dir, resume=bool(args.resume))

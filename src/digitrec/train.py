@@ -12,10 +12,9 @@ import copy
 import math
 import platform
 import shlex
-import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -256,12 +255,11 @@ class Session:
         """The model that is evaluated and saved: the weight average when there is one."""
         return self.ema.module if self.ema is not None else _original(self.model)
 
-    def state(self, epoch: int, elapsed: float, command: str) -> dict:
+    def state(self, epoch: int, elapsed: float) -> dict:
         return {"model": _original(self.model).state_dict(),
                 "optimizer": self.optimizer.state_dict(),
                 "ema": self.ema.state_dict() if self.ema is not None else {},
-                "config": asdict(self.config), "epoch": epoch, "elapsed": elapsed,
-                "command": command}
+                "config": asdict(self.config), "epoch": epoch, "elapsed": elapsed}
 
     def restore(self, state: dict) -> None:
         _original(self.model).load_state_dict(state["model"])
@@ -354,7 +352,6 @@ def train(config: TrainConfig | None, run_dir, data_dir=None, resume: bool = Fal
           log=tqdm.write) -> dict:
     """Train (or resume) a run in `run_dir`; returns its model card."""
     run_dir = Path(run_dir)
-    command = shlex.join(["digitrec", *sys.argv[1:]])
     state = None
     if resume:
         state = load_state(run_dir)
@@ -363,7 +360,6 @@ def train(config: TrainConfig | None, run_dir, data_dir=None, resume: bool = Fal
         except (KeyError, TypeError) as e:
             raise RunDirError(f"{run_dir}: the saved configuration does not fit this version "
                               f"of digitrec ({e})") from None
-        command = state["command"]
         if (run_dir / CARD).exists() and state["epoch"] >= config.epochs:
             log(f"{run_dir} is already finished")
             return read_card(run_dir)
@@ -380,7 +376,7 @@ def train(config: TrainConfig | None, run_dir, data_dir=None, resume: bool = Fal
         start_epoch, elapsed = state["epoch"], state["elapsed"]
         log(f"resuming {run_dir} after epoch {start_epoch}/{config.epochs}")
     else:
-        save_state(run_dir, session.state(0, 0.0, command))
+        save_state(run_dir, session.state(0, 0.0))
     history = [row for row in read_jsonl(run_dir / METRICS) if row["epoch"] <= start_epoch]
     log(f"training {config.model} on {config.dataset} ({len(data['train'])} images, "
         f"{len(data['val']) if 'val' in data else 0} for validation) on {device}"
@@ -392,7 +388,7 @@ def train(config: TrainConfig | None, run_dir, data_dir=None, resume: bool = Fal
         elapsed += row["seconds"]
         history.append(row)
         write_jsonl(run_dir / METRICS, history)
-        save_state(run_dir, session.state(epoch + 1, elapsed, command))
+        save_state(run_dir, session.state(epoch + 1, elapsed))
         log(format_epoch(row, config.epochs))
     test_loss, test_accuracy = score(session.evaluated, data["test"])
     metrics = {"test_accuracy": test_accuracy, "test_loss": test_loss,
@@ -402,10 +398,27 @@ def train(config: TrainConfig | None, run_dir, data_dir=None, resume: bool = Fal
                      "train_images": len(data["train"]),
                      "val_images": len(data["val"]) if "val" in data else 0},
             "metrics": metrics, "train_seconds": round(elapsed, 2), "device": str(device),
-            "versions": versions(), "command": command}
+            "versions": versions(), "command": train_command(config)}
     save_run(run_dir, session.evaluated, card)
     log(f"test accuracy {test_accuracy:.2%} (loss {test_loss:.4f}); run saved in {run_dir}")
     return card
+
+
+def train_command(config: TrainConfig) -> str:
+    """The `digitrec train` command line that reproduces a configuration: the model, then
+    every option that differs from the model's recipe (the data directory is not part of it;
+    the card's data checksums name the data)."""
+    base = recipe(config.model)
+    words = ["digitrec", "train", "--model", config.model]
+    for f in fields(config):
+        value, flag = getattr(config, f.name), "--" + f.name.replace("_", "-")
+        if f.name == "model" or value == getattr(base, f.name):
+            continue
+        if isinstance(value, bool):
+            words.append(flag if value else "--no-" + flag[2:])
+        else:
+            words += [flag, str(value)]
+    return shlex.join(words)
 
 
 def format_epoch(row: dict, epochs: int) -> str:
