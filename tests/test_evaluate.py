@@ -15,7 +15,12 @@ import torch
 from digitrec.checkpoint import load_model
 from digitrec.data import load_split
 from digitrec.errors import RunDirError
-from digitrec.evaluate import classification_report, evaluate_runs, predict_logits
+from digitrec.evaluate import (
+    classification_report,
+    evaluate_runs,
+    predict_logits,
+    tta_probabilities,
+)
 from digitrec.train import TrainConfig, train
 
 TINY = TrainConfig(epochs=1, batch_size=100, train_size=2000, val_size=0)
@@ -48,6 +53,18 @@ def test_ensemble_averages_member_probabilities(two_runs: list[Path], data_root:
     mean = sum(predict_logits(load_model(r)[0], x).softmax(1) for r in two_runs) / 2
     assert report["accuracy"] == (mean.argmax(1).numpy() == labels).mean()
     assert report["runs"] == [str(r) for r in two_runs] and "plots" not in report
+
+
+def test_test_time_augmentation_averages_shifted_views(two_runs: list[Path], data_root: Path,
+                                                       tmp_path: Path):
+    model, _ = load_model(two_runs[0])
+    images = torch.zeros(2, 1, 28, 28, dtype=torch.uint8)
+    images[:, :, 10:18, 12:15] = 255
+    views = [images, images.roll(1, 2), images.roll(-1, 2), images.roll(1, 3), images.roll(-1, 3)]
+    expected = sum(predict_logits(model, v).softmax(1) for v in views) / 5
+    torch.testing.assert_close(tta_probabilities(model, images), expected)
+    report = evaluate_runs(two_runs[:1], data_dir=data_root, plots_dir=tmp_path, tta=True)
+    assert report["tta"] and 0.5 < report["accuracy"] <= 1
 
 
 def test_cli_evaluates_an_ensemble(two_runs: list[Path], data_root: Path):

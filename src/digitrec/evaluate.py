@@ -48,20 +48,33 @@ def classification_report(labels: np.ndarray, predictions: np.ndarray,
             "confusion_matrix": confusion.tolist()}
 
 
-def ensemble_probabilities(run_dirs: list, images: np.ndarray) -> tuple[np.ndarray, list[dict]]:
-    """Mean softmax probabilities of several runs' models, and each run's card."""
+TTA_SHIFTS = ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1))  # (down, right) in pixels
+
+
+def tta_probabilities(model: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """Test-time augmentation: mean softmax over the images and their one-pixel shifts."""
+    views = [torch.roll(images, shifts=shift, dims=(2, 3)) for shift in TTA_SHIFTS]
+    return torch.stack([predict_logits(model, v).softmax(1) for v in views]).mean(0)
+
+
+def ensemble_probabilities(run_dirs: list, images: np.ndarray,
+                           tta: bool = False) -> tuple[np.ndarray, list[dict]]:
+    """Mean softmax probabilities of several runs' models (each with test-time augmentation
+    if `tta`), and each run's card."""
     x = torch.from_numpy(images).unsqueeze(1)
     total, cards = None, []
     for run_dir in run_dirs:
         model, card = load_model(run_dir)
-        probabilities = predict_logits(model, x).softmax(1).numpy()
+        probabilities = (tta_probabilities(model, x) if tta
+                         else predict_logits(model, x).softmax(1)).numpy()
         total = probabilities if total is None else total + probabilities
         cards.append(card)
     return total / len(run_dirs), cards
 
 
-def evaluate_runs(run_dirs: list, data_dir=None, plots_dir=None) -> dict:
-    """Evaluate one run, or an ensemble of runs (probabilities averaged), on the test split.
+def evaluate_runs(run_dirs: list, data_dir=None, plots_dir=None, tta: bool = False) -> dict:
+    """Evaluate one run, or an ensemble of runs (probabilities averaged), on the test split,
+    optionally with test-time augmentation.
 
     Plots go to `plots_dir` (default: the run directory for a single run, none for an ensemble).
     """
@@ -71,11 +84,11 @@ def evaluate_runs(run_dirs: list, data_dir=None, plots_dir=None) -> dict:
                           "an ensemble needs one")
     dataset = datasets.pop()
     images, labels = load_split(dataset, "test", data_dir)
-    probabilities, cards = ensemble_probabilities(run_dirs, images)
+    probabilities, cards = ensemble_probabilities(run_dirs, images, tta)
     predictions = probabilities.argmax(1)
     classes = get_dataset(dataset).classes
     report = {"runs": [str(r) for r in run_dirs], "models": [c["model"] for c in cards],
-              "dataset": dataset, "test_images": len(labels),
+              "dataset": dataset, "test_images": len(labels), "tta": tta,
               **classification_report(labels, predictions, classes)}
     plots_dir = plots_dir or (run_dirs[0] if len(run_dirs) == 1 else None)
     if plots_dir is not None:
