@@ -195,10 +195,18 @@ def reference_components(mask: np.ndarray) -> int:
 
 @pytest.mark.parametrize("seed", range(5))
 def test_connected_components_match_a_flood_fill(seed: int):
-    mask = np.random.default_rng(seed).random((40, 60)) < 0.45
+    mask = np.random.default_rng(seed).random((40, 60)) < 0.45 + 0.05 * seed
     labels, count = connected_components(mask)
     assert count == reference_components(mask)
-    assert (labels > 0).sum() == mask.sum() and labels.max() == count
+    assert ((labels > 0) == mask).all() and set(np.unique(labels)) == set(range(count + 1))
+    h, w = mask.shape
+    for dy, dx in ((0, 1), (1, -1), (1, 0), (1, 1)):  # 8-neighbours have the same label
+        a = labels[:h - dy, max(0, -dx):w - max(0, dx)]
+        b = labels[dy:, max(0, dx):w + min(0, dx)]
+        both = (a > 0) & (b > 0)
+        assert (a[both] == b[both]).all()
+    # with as many labels as true components, that makes the labels exactly the components
+    assert connected_components(np.zeros((3, 4), bool))[1] == 0
 
 
 def test_separate_digits_are_split_left_to_right():

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageSequence, UnidentifiedImageError
 
-from .errors import ImageDecodeError
+from .errors import ImageDecodeError, ImageTooLargeError, UnsupportedImageError
 
 MAX_PIXELS = 50_000_000  # larger images are refused before decoding
 WORK_SIZE = 768  # images are reduced so their longer side is at most this many pixels
@@ -56,7 +56,7 @@ def open_image(source: ImageSource) -> Image.Image:
     try:
         image = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
         if image.width * image.height > MAX_PIXELS:
-            raise ImageDecodeError(f"{name}: {image.width}x{image.height} pixels is more than "
+            raise ImageTooLargeError(f"{name}: {image.width}x{image.height} pixels is more than "
                                    f"the {MAX_PIXELS:,} allowed")
         frame = next(ImageSequence.Iterator(image))  # animated images: the first frame
         frame.load()
@@ -68,9 +68,9 @@ def open_image(source: ImageSource) -> Image.Image:
     except IsADirectoryError:
         raise ImageDecodeError(f"{name}: is a directory") from None
     except UnidentifiedImageError:
-        raise ImageDecodeError(f"{name}: not an image format Pillow can decode") from None
+        raise UnsupportedImageError(f"{name}: not an image format Pillow can decode") from None
     except Image.DecompressionBombError as e:
-        raise ImageDecodeError(f"{name}: refused as a decompression bomb ({e})") from None
+        raise ImageTooLargeError(f"{name}: refused as a decompression bomb ({e})") from None
     except PermissionError:
         raise ImageDecodeError(f"{name}: permission denied") from None
     except (OSError, SyntaxError, ValueError) as e:  # truncated or corrupt data
@@ -157,15 +157,21 @@ def smooth_background(ink: np.ndarray, rounds: int = 3) -> np.ndarray:
             break
         coefficients, *_ = np.linalg.lstsq(terms[~strokes], values[~strokes], rcond=None)
         background = terms @ coefficients
-    coefficients = (np.linalg.lstsq(terms, background, rcond=None)[0]
-                    if background.any() else np.zeros(terms.shape[1]))
-    return (_surface_terms(h, w) @ coefficients).reshape(h, w).astype(np.float32)
+    if not background.any():
+        return np.zeros((h, w), dtype=np.float32)
+    c = np.linalg.lstsq(terms, background, rcond=None)[0]
+    x = np.linspace(0, 1, w, dtype=np.float32)[None, :] if w > 1 else np.zeros((1, 1), np.float32)
+    y = np.linspace(0, 1, h, dtype=np.float32)[:, None] if h > 1 else np.zeros((1, 1), np.float32)
+    surface = c[0] + c[1] * x + c[2] * y + c[3] * x * x + c[4] * x * y + c[5] * y * y
+    return np.broadcast_to(surface, (h, w)).astype(np.float32)
 
 
 def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
     """The threshold that best separates two classes of values (Otsu, 1979)."""
-    hist, edges = np.histogram(values, bins=bins, range=(0.0, 1.0))
-    centres = (edges[:-1] + edges[1:]) / 2
+    inside = np.asarray(values, dtype=np.float32).ravel()
+    inside = inside[(inside >= 0) & (inside <= 1)]
+    hist = np.bincount(np.minimum((inside * bins).astype(np.intp), bins - 1), minlength=bins)
+    centres = (np.arange(bins) + 0.5) / bins
     weight = np.cumsum(hist)
     mean = np.cumsum(hist * centres)
     total, total_mean = weight[-1], mean[-1]
@@ -192,26 +198,56 @@ def to_ink(gray: np.ndarray) -> np.ndarray:
     return remove_specks(ink)
 
 
+def _ink_runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Horizontal runs of ink in raster order: (row, first column, end column exclusive)."""
+    edges = np.diff(np.pad(mask.astype(np.int8), ((0, 0), (1, 1))), axis=1)
+    rows, starts = np.nonzero(edges == 1)
+    ends = np.nonzero(edges == -1)[1]
+    return rows, starts, ends
+
+
+def _touching_runs(rows: np.ndarray, starts: np.ndarray, ends: np.ndarray,
+                   width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs (a, b) of runs in consecutive rows that touch, diagonals included."""
+    stride = width + 3  # keys of different rows never mix
+    start_keys, end_keys = rows * stride + starts, rows * stride + ends
+    above = (rows - 1) * stride
+    first = np.searchsorted(end_keys, above + starts, side="left")  # ends at or after my start
+    last = np.searchsorted(start_keys, above + ends, side="right")  # starts at or before my end
+    counts = np.maximum(last - first, 0)
+    b = np.repeat(np.arange(len(rows)), counts)
+    a = np.repeat(first - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
+    return a, b
+
+
 def connected_components(mask: np.ndarray) -> tuple[np.ndarray, int]:
-    """8-connected component labels (0 = background, 1..n) and n, in vectorised numpy:
-    labels spread as neighbourhood minima, with pointer jumping to converge in few rounds."""
+    """8-connected component labels (0 = background, 1..n, numbered in raster order) and n.
+
+    Runs of ink in each row are joined (union-find) with the runs they touch in the row above,
+    so the work grows with the number of runs, not with the number of pixels.
+    """
     h, w = mask.shape
-    none = h * w
-    labels = np.where(mask, np.arange(none).reshape(h, w), none)
-    while True:
-        padded = np.pad(labels, 1, constant_values=none)
-        spread = np.min([padded[dy:dy + h, dx:dx + w] for dy in range(3) for dx in range(3)],
-                        axis=0)
-        flat = np.append(spread.ravel(), none)
-        spread = np.minimum(spread, flat[spread])  # jump: take my label's own label
-        spread = np.where(mask, spread, none)
-        if np.array_equal(spread, labels):
-            break
-        labels = spread
-    roots, dense = np.unique(labels[mask], return_inverse=True)
-    out = np.zeros((h, w), dtype=np.int32)
-    out[mask] = dense.ravel() + 1
-    return out, len(roots)
+    rows, starts, ends = _ink_runs(mask)
+    parent = list(range(len(rows)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for a, b in zip(*_touching_runs(rows, starts, ends, w), strict=True):
+        ra, rb = root(int(a)), root(int(b))
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)  # the root is the component's first run
+    run_roots = np.array([root(i) for i in range(len(rows))], dtype=np.int64)
+    roots, dense = np.unique(run_roots, return_inverse=True)
+    lengths = ends - starts
+    flat = np.repeat(rows * w + starts - np.cumsum(lengths) + lengths, lengths) \
+        + np.arange(lengths.sum())
+    out = np.zeros(h * w, dtype=np.int32)
+    out[flat] = np.repeat(dense.ravel() + 1, lengths)
+    return out.reshape(h, w), len(roots)
 
 
 def remove_specks(ink: np.ndarray, fraction: float = SPECK_FRACTION) -> np.ndarray:
