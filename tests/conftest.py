@@ -6,9 +6,11 @@ import gzip
 import os
 import shutil
 import threading
+from dataclasses import replace
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
@@ -32,6 +34,25 @@ def data_root() -> Path:
     if not all((SHARED_DATA / "mnist" / f"{name}.gz").is_file() for name in MNIST_FILES):
         pytest.skip(f"real MNIST files not found under {SHARED_DATA}/mnist (set DIGITREC_DATA)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def trained_run(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """A model trained by this test session: the `accurate` recipe cut to two epochs (about a
+    minute on 2 CPU cores)."""
+    from digitrec.train import recipe, train
+
+    run = tmp_path_factory.mktemp("model") / "accurate-2"
+    card = train(replace(recipe("accurate"), epochs=2), run, data_root, log=lambda *_: None)
+    return run, card
+
+
+@pytest.fixture(scope="session")
+def mnist_test(data_root: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The MNIST test split."""
+    from digitrec.data import load_split
+
+    return load_split("mnist", "test", data_root)
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import io
 import json
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,22 +14,7 @@ import pytest
 from PIL import Image
 from synth import render_digit, render_number
 
-from digitrec.data import load_split
 from digitrec.predict import Predictor
-from digitrec.train import recipe, train
-
-
-@pytest.fixture(scope="session")
-def trained_run(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
-    """The `accurate` recipe cut to two epochs (about a minute on 2 CPU cores)."""
-    run = tmp_path_factory.mktemp("model") / "accurate-2"
-    card = train(replace(recipe("accurate"), epochs=2), run, data_root, log=lambda *_: None)
-    return run, card
-
-
-@pytest.fixture(scope="session")
-def mnist_test(data_root: Path) -> tuple[np.ndarray, np.ndarray]:
-    return load_split("mnist", "test", data_root)
 
 
 def test_rendered_digits_are_read_as_well_as_mnist(trained_run, mnist_test):
@@ -144,6 +128,10 @@ def test_cli_reads_a_number(trained_run, mnist_test, tmp_path: Path):
     assert [d["digit"] for d in row["digits"]] == list(labels[:4])
 
 
-def test_cli_needs_a_model(tmp_path: Path):
-    result = digitrec("predict", str(tmp_path / "x.png"))
-    assert result.returncode == 1 and b"--model" in result.stderr
+def test_cli_reports_an_unusable_model(tmp_path: Path):
+    (tmp_path / "x.png").write_bytes(b"")
+    (tmp_path / "junk.onnx").write_bytes(b"not a model")
+    for model, message in [("missing.onnx", b"does not exist"), ("junk.onnx", b"cannot load ONNX")]:
+        result = digitrec("predict", str(tmp_path / "x.png"), "--model", str(tmp_path / model))
+        assert result.returncode == 1 and message in result.stderr
+        assert b"Traceback" not in result.stderr

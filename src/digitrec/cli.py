@@ -34,12 +34,13 @@ def cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
-def require_torch() -> None:
+def require_torch(*others: str) -> None:
     """Fail with an install hint where the light install (no torch) meets a torch command."""
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        raise DigitrecError("this command needs PyTorch: pip install 'digitrec[train]'") from None
+    for module in ("torch", *others):
+        try:
+            __import__(module)
+        except ImportError:
+            raise DigitrecError(f"this command needs {module}: pip install 'digitrec[train]'") from None
 
 
 def config_overrides(args: argparse.Namespace) -> dict:
@@ -90,14 +91,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     require_torch()
     from .evaluate import evaluate_runs
 
-    report = evaluate_runs(args.run_dirs, data_dir=args.data_dir, plots_dir=args.plots_dir)
+    report = evaluate_runs(args.run_dirs, data_dir=args.data_dir, plots_dir=args.plots_dir,
+                           tta=args.tta)
     if args.json:
         print(json.dumps(report))
         return 0
     what = report["runs"][0] if len(report["runs"]) == 1 else f"ensemble of {len(report['runs'])}"
     print(f"{what}: {', '.join(sorted(set(report['models'])))} on {report['dataset']} test set "
           f"({report['test_images']} images)")
-    print(f"accuracy {report['accuracy']:.2%}\n")
+    print(f"accuracy {report['accuracy']:.2%}{' (test-time augmentation)' if args.tta else ''}\n")
     print(f"{'class':<12} {'precision':>9} {'recall':>7} {'f1':>7} {'support':>8}")
     for row in report["per_class"]:
         print(f"{row['class']:<12} {row['precision']:>9.4f} {row['recall']:>7.4f} "
@@ -107,6 +109,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(" ".join(f"{n:>5}" for n in row))
     if "plots" in report:
         print(f"\nplots: {report['plots']['confusion_matrix']}, {report['plots']['misclassified']}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Export a run to ONNX (checked against PyTorch), optionally with an int8 copy."""
+    require_torch("onnx", "onnxscript")
+    from .export import export_run
+
+    report = export_run(args.run_dir, args.out, int8=args.int8, data_dir=args.data_dir,
+                        log=(lambda text: print(text, file=sys.stderr)) if args.json else print)
+    if args.json:
+        print(json.dumps(report))
     return 0
 
 
@@ -159,8 +173,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from .errors import ImageDecodeError
     from .predict import Predictor
 
-    if args.model is None:
-        raise DigitrecError("--model RUN_DIR is required (a run directory from `digitrec train`)")
     if args.top_k < 1 or not 0 <= args.min_confidence <= 1:
         raise DigitrecError("--top-k must be at least 1 and --min-confidence in [0, 1]")
     predictor = Predictor(args.model, top_k=args.top_k, min_confidence=args.min_confidence)
@@ -184,6 +196,24 @@ def cmd_predict(args: argparse.Namespace) -> int:
         print(json.dumps(result) if args.json else describe(result), flush=True,
               file=sys.stderr if text_error else sys.stdout)
     return 1 if failed else 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve the drawing page and the HTTP API."""
+    try:
+        from .serve import ServeConfig, run
+    except ImportError:
+        raise DigitrecError("this command needs the serve extra: pip install 'digitrec[serve]'") from None
+    if args.workers < 1 or args.max_batch < 1 or args.max_wait_ms < 0 or args.max_body_mb <= 0:
+        raise DigitrecError("--workers and --max-batch must be at least 1, --max-wait-ms at "
+                            "least 0 and --max-body-mb above 0")
+    config = ServeConfig(model=args.model, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
+                         max_body_bytes=int(args.max_body_mb * 2**20), timeout_s=args.timeout)
+    from .predict import load_backend
+
+    load_backend(args.model)  # a bad model is one clear error here, not one per worker
+    run(config, host=args.host, port=args.port, workers=args.workers)
+    return 0
 
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
@@ -223,15 +253,29 @@ def build_parser() -> argparse.ArgumentParser:
                           help="run directory written by `digitrec train`; several make an "
                                "ensemble (probabilities averaged)")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+    evaluate.add_argument("--tta", action="store_true",
+                          help="test-time augmentation: average over the image and its "
+                               "one-pixel shifts")
     evaluate.add_argument("--data-dir", help=DATA_DIR_HELP)
     evaluate.add_argument("--plots-dir",
                           help="where to write PNG plots (default: the run dir; none for ensembles)")
     evaluate.set_defaults(run=cmd_evaluate)
 
+    export = commands.add_parser("export", help="export a run to ONNX, checked against PyTorch")
+    export.add_argument("run_dir", metavar="RUN_DIR", help="run directory written by `digitrec train`")
+    export.add_argument("--out", help="ONNX file to write (default: RUN_DIR/model.onnx)")
+    export.add_argument("--int8", action="store_true",
+                        help="also write an int8-quantized copy (OUT with .int8.onnx), kept only "
+                             "if it loses at most 0.1 point of test accuracy")
+    export.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    export.add_argument("--data-dir", help=DATA_DIR_HELP)
+    export.set_defaults(run=cmd_export)
+
     predict = commands.add_parser("predict", help="recognise digits in image files")
     predict.add_argument("paths", nargs="+", metavar="PATH",
                          help="image file, directory (searched recursively) or - for stdin")
-    predict.add_argument("--model", help="run directory from `digitrec train`")
+    predict.add_argument("--model", help="an .onnx file from `digitrec export` or a run directory "
+                                         "from `digitrec train` (default: the shipped MNIST model)")
     predict.add_argument("--top-k", type=int, default=3, help="how many ranked answers to show")
     predict.add_argument("--multi", action="store_true",
                          help="read a written number (one line of digits) instead of one digit")
@@ -241,6 +285,21 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--save-preprocessed", metavar="DIR",
                          help="write the 28x28 images the model saw, as PNG")
     predict.set_defaults(run=cmd_predict)
+
+    serve = commands.add_parser("serve", help="serve the drawing page and the HTTP API")
+    serve.add_argument("--model", help="an .onnx file or a run directory (default: the shipped model)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    serve.add_argument("--max-batch", type=int, default=64,
+                       help="most digits per model call; 1 turns micro-batching off (default 64)")
+    serve.add_argument("--max-wait-ms", type=float, default=2.0,
+                       help="how long a batch waits to fill up (default 2 ms)")
+    serve.add_argument("--max-body-mb", type=float, default=10.0,
+                       help="largest request body accepted (default 10 MB)")
+    serve.add_argument("--timeout", type=float, default=10.0,
+                       help="seconds before a request is answered 503 (default 10)")
+    serve.set_defaults(run=cmd_serve)
     return parser
 
 

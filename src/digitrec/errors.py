@@ -21,5 +21,21 @@ class ImageDecodeError(DigitrecError):
     """An input is not a readable image (corrupt, truncated, unsupported, or too large)."""
 
 
+class UnsupportedImageError(ImageDecodeError):
+    """An input is in no image format Pillow can decode."""
+
+
+class ImageTooLargeError(ImageDecodeError):
+    """An image has more pixels than allowed, or is a decompression bomb."""
+
+
 class ConfigError(DigitrecError, ValueError):
     """A training configuration that cannot work (unknown name, impossible sizes)."""
+
+
+class ModelError(DigitrecError):
+    """A model file that cannot be used (not ONNX, damaged, or not a 28x28 digit classifier)."""
+
+
+class ExportError(DigitrecError):
+    """An exported model failed its checks (parity with PyTorch, int8 accuracy) and was not kept."""

@@ -1,19 +1,21 @@
 """Predictor: one API to recognise digits in images with a trained model.
 
-`Predictor(model)` loads a run directory (PyTorch backend); every input goes through
-`digitrec.preprocess` first. Blank images give an explicit "blank" result instead of a guess,
-and answers below `min_confidence` become "unknown".
+`Predictor(model)` loads an exported `.onnx` file (ONNX Runtime backend, no PyTorch needed) or a
+run directory (PyTorch backend); with no model it uses the ONNX model shipped inside the
+package. Every input goes through `digitrec.preprocess` first. Blank images give an explicit
+"blank" result instead of a guess, and answers below `min_confidence` become "unknown".
 """
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .errors import RunDirError
+from .errors import ModelError
 from .preprocess import ImageSource, ink_of, normalise_digit, split_digits
 
 
@@ -77,20 +79,83 @@ class TorchBackend:
         return logits.softmax(1).numpy()
 
 
-def load_backend(model: str | os.PathLike):
-    """The inference backend for a model path."""
-    path = Path(model)
+INPUT, OUTPUT = "image", "logits"  # tensor names in exported ONNX files
+DEFAULT_MODEL = "mnist-accurate.onnx"  # in digitrec/assets/
+ONNX_BATCH = 1024  # images per ONNX Runtime call (bounds memory on large inputs)
+
+
+class OnnxBackend:
+    """Runs an exported `.onnx` model with ONNX Runtime; its metadata holds labels and card."""
+
+    def __init__(self, model: bytes | str, source: str) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.log_severity_level = 3  # errors only
+        # idle worker threads sleep instead of spinning: a server's other threads need the cores
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        try:
+            self.session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+        except Exception as e:  # ONNX Runtime raises its own types for unreadable models
+            raise ModelError(f"cannot load ONNX model {source}: {e}") from None
+        inputs = self.session.get_inputs()
+        if len(inputs) != 1 or list(inputs[0].shape[1:]) != [1, 28, 28]:
+            raise ModelError(f"{source} is not a digit classifier: it should take one input "
+                             f"shaped [N, 1, 28, 28]")
+        self.input = inputs[0].name
+        metadata = self.session.get_modelmeta().custom_metadata_map
+        self.metadata = {key: _json_or_text(value) for key, value in metadata.items()}
+        self.card = self.metadata.get("card", {})
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> OnnxBackend:
+        return cls(str(path), str(path))
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> OnnxBackend:
+        return cls(data, "(in memory)")
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        """Logits for float32 images [N, 1, 28, 28] in [0, 1]."""
+        return np.concatenate([self.session.run(None, {self.input: x[i:i + ONNX_BATCH]})[0]
+                               for i in range(0, len(x), ONNX_BATCH)])
+
+    def probabilities(self, batch: np.ndarray) -> np.ndarray:
+        logits = self.logits(np.ascontiguousarray(batch[:, None], dtype=np.float32))
+        exp = np.exp(logits - logits.max(1, keepdims=True))
+        return exp / exp.sum(1, keepdims=True)
+
+
+def _json_or_text(value: str):
+    """digitrec stores metadata values as JSON; other tools (e.g. the quantizer) plain text."""
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        return value
+
+
+def default_model() -> Path:
+    """The ONNX model shipped inside the package."""
+    from importlib.resources import files
+
+    return Path(str(files("digitrec") / "assets" / DEFAULT_MODEL))
+
+
+def load_backend(model: str | os.PathLike | None = None):
+    """The inference backend for a model path: `.onnx` file, run directory, or (None) the
+    shipped default model."""
+    path = default_model() if model is None else Path(model)
     if path.is_dir():
         return TorchBackend(path)
     if not path.exists():
-        raise RunDirError(f"model {path} does not exist")
-    raise RunDirError(f"model {path}: expected a run directory written by `digitrec train`")
+        raise ModelError(f"model {path} does not exist")
+    return OnnxBackend.load(path)
 
 
 class Predictor:
     """Recognise digits (or written numbers) in images with a trained model."""
 
-    def __init__(self, model: str | os.PathLike, top_k: int = 3,
+    def __init__(self, model: str | os.PathLike | None = None, top_k: int = 3,
                  min_confidence: float = 0.0) -> None:
         if not 0.0 <= min_confidence <= 1.0:
             raise ValueError("min_confidence must be between 0 and 1")
