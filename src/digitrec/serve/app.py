@@ -1,0 +1,382 @@
+"""The HTTP service: the drawing page, the prediction API, health checks and metrics.
+
+`create_app(ServeConfig(...))` builds the FastAPI app around one Predictor (ONNX Runtime by
+default, so no PyTorch is needed). Single-digit requests go through a MicroBatcher; bad input
+always gets a JSON error body with a 4xx status, never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import logging
+import os
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+
+from ..errors import ImageDecodeError, ImageTooLargeError, UnsupportedImageError
+from ..predict import Prediction, Predictor, blank
+from ..preprocess import SIZE, ink_of, normalise_digit
+from .batcher import MicroBatcher
+from .metrics import Metrics
+
+STATIC = Path(__file__).parent / "static"
+CONFIG_ENV = "DIGITREC_SERVE_CONFIG"  # how `--workers N` hands the configuration to each worker
+ROUTES = {"/", "/v1/predict", "/v1/predict/batch", "/v1/model", "/healthz", "/readyz", "/metrics"}
+log = logging.getLogger("digitrec.serve")
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """Everything `digitrec serve` can set."""
+
+    model: str | None = None  # .onnx file or run directory; None: the shipped model
+    max_batch: int = 64  # digits per model call (1 turns micro-batching off)
+    max_wait_ms: float = 2.0  # how long a batch waits to fill up
+    max_body_bytes: int = 10 * 2**20
+    max_batch_images: int = 256  # images per /v1/predict/batch request
+    timeout_s: float = 10.0  # per request
+    top_k: int = 3
+
+
+class ApiError(Exception):
+    """A request that cannot be answered: becomes {"error": {"status", "message"}}."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+def error_response(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"status": status, "message": message}}, status_code=status)
+
+
+# ----------------------------------------------------------------------------- reading requests
+
+Item = bytes | np.ndarray  # an encoded image file, or a 28x28 MNIST-style array
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it exceeds `limit` bytes."""
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > limit:
+        raise ApiError(413, f"request body of {int(length):,} bytes is over the {limit:,} allowed")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, f"request body is over the {limit:,} bytes allowed")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _replay(body: bytes):
+    """An ASGI `receive` that delivers an already-read body (to parse it as a form)."""
+    sent = False
+
+    async def receive() -> dict:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+    return receive
+
+
+def pixels_item(value: object) -> np.ndarray:
+    """A 28x28 array of numbers in [0, 1], white digit on black (as MNIST and the model see it)."""
+    problem = ApiError(422, "pixels must be a 28x28 array of numbers in [0, 1] "
+                            "(white digit on black, as in MNIST)")
+    try:
+        array = np.asarray(value, dtype=np.float32)
+    except (ValueError, TypeError):
+        raise problem from None
+    if array.shape != (SIZE, SIZE) or not np.isfinite(array).all() or array.min() < 0 \
+            or array.max() > 1:
+        raise problem
+    return array
+
+
+def base64_item(value: object) -> bytes:
+    """Image bytes from base64 text (a `data:` URL prefix is allowed)."""
+    if not isinstance(value, str):
+        raise ApiError(422, "image must be a base64 string")
+    if value.startswith("data:"):
+        value = value.partition(",")[2]
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise ApiError(422, "image is not valid base64") from None
+
+
+def json_items(payload: object, many: bool) -> list[Item]:
+    """Items from a JSON body: {"image": base64} or {"pixels": 28x28}; for a batch,
+    {"images": [base64, ...]} or {"pixels": [28x28, ...]}."""
+    keys = ('"images" (list of base64) or "pixels" (list of 28x28 arrays)' if many
+            else '"image" (base64) or "pixels" (28x28 array)')
+    if not isinstance(payload, dict) or not ({"image", "images", "pixels"} & payload.keys()):
+        raise ApiError(422, f"JSON body must be an object with {keys}")
+    if not many:
+        if "image" in payload:
+            return [base64_item(payload["image"])]
+        if "pixels" in payload:
+            return [pixels_item(payload["pixels"])]
+        raise ApiError(422, f"JSON body must be an object with {keys}")
+    values = payload.get("images", payload.get("pixels"))
+    if not isinstance(values, list):
+        raise ApiError(422, f"JSON body must be an object with {keys}")
+    convert = base64_item if "images" in payload else pixels_item
+    return [convert(v) for v in values]
+
+
+async def parse_items(request: Request, config: ServeConfig, many: bool) -> list[Item]:
+    """The images in a request: a raw image body, multipart files, or JSON."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    body = await read_body(request, config.max_body_bytes)
+    if content_type.startswith("image/") and not many:
+        items: list[Item] = [body]
+    elif content_type == "multipart/form-data":
+        try:
+            # the body size is bounded already; the image count is checked below (413)
+            form = await Request(request.scope, _replay(body)).form(max_files=10_000,
+                                                                     max_fields=10_000)
+        except Exception as e:  # starlette raises its own types for malformed forms
+            raise ApiError(422, f"malformed multipart body ({e})") from None
+        items = [await part.read() for _, part in form.multi_items() if isinstance(part, UploadFile)]
+    elif content_type == "application/json":
+        try:
+            payload = json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise ApiError(422, "body is not valid JSON") from None
+        items = json_items(payload, many)
+    else:
+        forms = "multipart/form-data or application/json" if many else \
+            "an image (image/png, image/jpeg, ...), multipart/form-data with a file, or application/json"
+        raise ApiError(415, f"unsupported content type {content_type or '(none)'!r}: send {forms}")
+    if not items:
+        raise ApiError(422, "no image in the request")
+    if not many and len(items) > 1:
+        raise ApiError(422, "send one image to /v1/predict; several go to /v1/predict/batch")
+    if len(items) > config.max_batch_images:
+        raise ApiError(413, f"{len(items)} images is more than the {config.max_batch_images} "
+                            "allowed in one request")
+    return items
+
+
+def decode_status(error: ImageDecodeError) -> int:
+    """HTTP status for an image that cannot be read."""
+    if isinstance(error, ImageTooLargeError):
+        return 413
+    return 415 if isinstance(error, UnsupportedImageError) else 422
+
+
+def prepare(item: bytes) -> np.ndarray | None:
+    """The 28x28 digit the model sees, or None for a blank image."""
+    return normalise_digit(ink_of(item))
+
+
+# ----------------------------------------------------------------------------- the service
+
+class Service:
+    """The predictor and batcher behind the routes."""
+
+    def __init__(self, config: ServeConfig, metrics: Metrics) -> None:
+        self.config = config
+        self.predictor = Predictor(config.model, top_k=config.top_k)
+        self.batcher = MicroBatcher(self.predictor.classify, config.max_batch, config.max_wait_ms,
+                                    on_batch=metrics.batch)
+        self.ready = False
+
+    async def answer(self, item: Item, multi: bool, preprocessed: bool) -> dict:
+        """The prediction for one item, as a JSON-ready dict."""
+        try:
+            if multi:
+                number = await asyncio.to_thread(self.predictor.predict_number, item)
+                return number.to_dict()
+            digit = item if isinstance(item, np.ndarray) else await asyncio.to_thread(prepare, item)
+        except ImageDecodeError as e:
+            raise ApiError(decode_status(e), str(e).replace("<bytes>: ", "")) from None
+        result: Prediction = blank() if digit is None else await self.batcher.submit(digit)
+        out = result.to_dict()
+        if preprocessed and digit is not None:
+            out["preprocessed"] = np.round(digit, 3).tolist()
+        return out
+
+    async def answer_in_time(self, item: Item, multi: bool, preprocessed: bool) -> dict:
+        try:
+            return await asyncio.wait_for(self.answer(item, multi, preprocessed),
+                                          self.config.timeout_s)
+        except asyncio.TimeoutError:
+            raise ApiError(503, f"no answer within {self.config.timeout_s:g} s; try again") from None
+
+    def model_info(self) -> dict:
+        meta = getattr(self.predictor.backend, "metadata", {})
+        card = self.predictor.backend.card
+        return {"source": self.config.model or "shipped", "architecture": card.get("model"),
+                "labels": meta.get("labels", [str(d) for d in range(10)]),
+                "test_accuracy": meta.get("test_accuracy", card.get("metrics", {}).get("test_accuracy")),
+                "dataset": card.get("data", {}).get("dataset")}
+
+
+class MetricsMiddleware:
+    """Counts every HTTP request by route and status, and times it (pure ASGI: no overhead of
+    a BaseHTTPMiddleware)."""
+
+    def __init__(self, app, metrics: Metrics) -> None:
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start, status = time.perf_counter(), 500
+
+        async def send_status(message: dict) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            path = scope["path"]
+            route = path if path in ROUTES else "/static" if path.startswith("/static/") else "other"
+            self.metrics.request(route, status, time.perf_counter() - start)
+
+
+REQUEST_BODY = {"requestBody": {"required": True, "content": {
+    "image/*": {"schema": {"type": "string", "format": "binary"}},
+    "multipart/form-data": {"schema": {"type": "object", "properties": {
+        "file": {"type": "string", "format": "binary"}}}},
+    "application/json": {"schema": {"type": "object", "properties": {
+        "image": {"type": "string", "description": "base64 image file"},
+        "pixels": {"type": "array", "description": "28x28 numbers in [0, 1], white on black"}}}},
+}}}
+BATCH_BODY = {"requestBody": {"required": True, "content": {
+    "multipart/form-data": {"schema": {"type": "object", "properties": {
+        "files": {"type": "array", "items": {"type": "string", "format": "binary"}}}}},
+    "application/json": {"schema": {"type": "object", "properties": {
+        "images": {"type": "array", "items": {"type": "string"}},
+        "pixels": {"type": "array", "items": {"type": "array"}}}}},
+}}}
+
+
+def create_app(config: ServeConfig | None = None) -> FastAPI:
+    """The digitrec web app and API."""
+    config = config or ServeConfig()
+    metrics = Metrics()
+    service = Service(config, metrics)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        service.batcher.start()
+        await asyncio.to_thread(service.predictor.classify, np.zeros((1, SIZE, SIZE), np.float32))
+        service.ready = True
+        yield
+        service.ready = False  # uvicorn has finished in-flight requests by now
+        await service.batcher.close()
+
+    app = FastAPI(title="digitrec", lifespan=lifespan,
+                  description="Handwritten digit recognition: draw or upload a digit or a number.")
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.exception_handler(ApiError)
+    async def api_error(_: Request, error: ApiError) -> JSONResponse:
+        return error_response(error.status, error.message)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_: Request, error: HTTPException) -> JSONResponse:
+        return error_response(error.status_code, str(error.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, error: RequestValidationError) -> JSONResponse:
+        return error_response(422, "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
+                                             for e in error.errors()))
+
+    @app.exception_handler(Exception)
+    async def internal(_: Request, error: Exception) -> JSONResponse:
+        log.exception("internal error")
+        return error_response(500, "internal error (logged on the server)")
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+    @app.post("/v1/predict", openapi_extra=REQUEST_BODY)
+    async def predict(request: Request, multi: bool = False, preprocessed: bool = False) -> dict:
+        """Recognise one image: the digit, its confidence, the ten probabilities and the top k
+        (`multi=true`: the written number, digit by digit). `preprocessed=true` adds the 28x28
+        image the model saw."""
+        item = (await parse_items(request, config, many=False))[0]
+        return await service.answer_in_time(item, multi, preprocessed)
+
+    @app.post("/v1/predict/batch", openapi_extra=BATCH_BODY)
+    async def predict_batch(request: Request, multi: bool = False) -> dict:
+        """Recognise several images; each result is an answer or {"error": ...}."""
+        items = await parse_items(request, config, many=True)
+        answers = await asyncio.gather(*(service.answer_in_time(item, multi, False) for item in items),
+                                       return_exceptions=True)
+        results = []
+        for answer in answers:
+            if isinstance(answer, ApiError):
+                results.append({"error": {"status": answer.status, "message": answer.message}})
+            elif isinstance(answer, BaseException):
+                raise answer  # not the input's fault: the 500 handler logs it
+            else:
+                results.append(answer)
+        return {"results": results}
+
+    @app.get("/v1/model")
+    async def model() -> dict:
+        """What model answers: architecture, labels, test accuracy."""
+        return service.model_info()
+
+    @app.get("/healthz")
+    async def healthz() -> dict:
+        """The process is alive."""
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz() -> JSONResponse:
+        """The model is loaded and the batcher runs (503 while starting or shutting down)."""
+        ready = service.ready and service.batcher.running
+        return JSONResponse({"status": "ready" if ready else "not ready"},
+                            status_code=200 if ready else 503)
+
+    @app.get("/metrics", response_class=PlainTextResponse)
+    async def prometheus() -> PlainTextResponse:
+        """Prometheus metrics: requests, latencies, batch sizes, errors."""
+        return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4")
+
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """App factory for uvicorn workers: the configuration comes from $DIGITREC_SERVE_CONFIG."""
+    return create_app(ServeConfig(**json.loads(os.environ.get(CONFIG_ENV, "{}"))))
+
+
+def run(config: ServeConfig, host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
+    """Serve until interrupted; SIGTERM/Ctrl-C finish in-flight requests first."""
+    import uvicorn
+
+    options = {"host": host, "port": port, "log_level": "info", "timeout_graceful_shutdown": 30}
+    if workers > 1:
+        os.environ[CONFIG_ENV] = json.dumps(asdict(config))
+        uvicorn.run("digitrec.serve.app:app_from_env", factory=True, workers=workers, **options)
+    else:
+        uvicorn.run(create_app(config), **options)

@@ -1,0 +1,256 @@
+"""The HTTP API with the shipped model: every input form, every error case, health, metrics,
+micro-batching, and the server process (start, answer, graceful shutdown)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+from synth import render_digit, render_number
+
+from digitrec.serve import ServeConfig, create_app
+from digitrec.serve.batcher import MicroBatcher
+
+
+def png(image: Image.Image | np.ndarray) -> bytes:
+    if isinstance(image, np.ndarray):
+        image = Image.fromarray(image)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def client():
+    with TestClient(create_app(ServeConfig(max_body_bytes=2 * 2**20, max_batch_images=8))) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def photos(mnist_test) -> tuple[list[bytes], list[int]]:
+    images, labels = mnist_test
+    rng = np.random.default_rng(5)
+    return [png(render_digit(images[i], rng)) for i in range(6)], [int(v) for v in labels[:6]]
+
+
+def test_every_input_form(client, photos, mnist_test):
+    (photo, *_), (label, *_) = photos
+    images, labels = mnist_test
+    answers = [
+        client.post("/v1/predict", content=photo, headers={"content-type": "image/png"}),
+        client.post("/v1/predict", files={"file": ("digit.png", photo, "image/png")}),
+        client.post("/v1/predict", json={"image": base64.b64encode(photo).decode()}),
+        client.post("/v1/predict", json={"image": "data:image/png;base64,"
+                                         + base64.b64encode(photo).decode()}),
+    ]
+    for response in answers:
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["digit"] == label and body["status"] == "ok"
+        assert len(body["probabilities"]) == 10 and len(body["top_k"]) == 3
+        assert body["confidence"] == max(body["probabilities"])
+    pixels = client.post("/v1/predict?preprocessed=true", json={"pixels": (images[1] / 255).tolist()})
+    assert pixels.json()["digit"] == labels[1]
+    assert np.array(pixels.json()["preprocessed"]).shape == (28, 28)
+
+
+def test_numbers_and_blank_images(client, mnist_test):
+    images, labels = mnist_test
+    number = render_number([images[i] for i in range(4)], np.random.default_rng(6))
+    result = client.post("/v1/predict?multi=true", content=png(number),
+                         headers={"content-type": "image/png"}).json()
+    assert result["number"] == "".join(map(str, labels[:4])) and len(result["digits"]) == 4
+    blank = client.post("/v1/predict", content=png(Image.new("L", (64, 64), 255)),
+                        headers={"content-type": "image/png"}).json()
+    assert blank["status"] == "blank" and blank["digit"] is None
+
+
+def test_batch_forms_and_per_image_errors(client, photos, mnist_test):
+    pictures, labels = photos
+    files = [("files", (f"{k}.png", p, "image/png")) for k, p in enumerate(pictures)]
+    by_form = client.post("/v1/predict/batch", files=files).json()["results"]
+    assert [r["digit"] for r in by_form] == labels
+    encoded = [base64.b64encode(p).decode() for p in pictures[:2]] + ["bm90IGFuIGltYWdl"]
+    by_json = client.post("/v1/predict/batch", json={"images": encoded}).json()["results"]
+    assert [r.get("digit") for r in by_json[:2]] == labels[:2]
+    assert by_json[2]["error"]["status"] == 415
+    images, digits = mnist_test
+    by_pixels = client.post("/v1/predict/batch",
+                            json={"pixels": [(images[i] / 255).tolist() for i in range(5)]})
+    assert [r["digit"] for r in by_pixels.json()["results"]] == list(digits[:5])
+
+
+def bomb() -> bytes:
+    """A 20000 x 20000 PNG of a few KB: decoding it would take 400 MB."""
+    return png(Image.new("1", (20000, 20000)))
+
+
+BAD_REQUESTS = [
+    # (what, request keyword arguments, status)
+    ("random bytes", {"content": np.random.default_rng(0).bytes(3000),
+                      "headers": {"content-type": "image/png"}}, 415),
+    ("truncated PNG", {"content": png(np.full((64, 64), 128, np.uint8))[:60],
+                       "headers": {"content-type": "image/png"}}, 422),
+    ("PNG bomb", {"content": bomb(), "headers": {"content-type": "image/png"}}, 413),
+    ("too large body", {"content": b"\0" * (2 * 2**20 + 1), "headers": {"content-type": "image/png"}}, 413),
+    ("unsupported type", {"content": b"hello", "headers": {"content-type": "text/plain"}}, 415),
+    ("no content type", {"content": b"hello"}, 415),
+    ("invalid JSON", {"content": b"{nope", "headers": {"content-type": "application/json"}}, 422),
+    ("JSON list", {"json": [1, 2, 3]}, 422),
+    ("JSON without image", {"json": {"picture": "x"}}, 422),
+    ("image not a string", {"json": {"image": 42}}, 422),
+    ("image not base64", {"json": {"image": "%%%"}}, 422),
+    ("pixels wrong shape", {"json": {"pixels": [[0.5] * 28] * 27}}, 422),
+    ("pixels ragged", {"json": {"pixels": [[0.5] * 28] * 27 + [[0.5]]}}, 422),
+    ("pixels out of range", {"json": {"pixels": [[255] * 28] * 28}}, 422),
+    ("pixels not numbers", {"json": {"pixels": [["a"] * 28] * 28}}, 422),
+    ("pixels NaN", {"content": b'{"pixels": [' + b",".join([b"[" + b",".join([b"NaN"] * 28) + b"]"] * 28)
+                    + b"]}", "headers": {"content-type": "application/json"}}, 422),
+    ("multipart without a file", {"files": {"note": (None, "hello")}}, 422),
+    ("two images to /v1/predict", {"files": [("a", ("a.png", b"1", "image/png")),
+                                             ("b", ("b.png", b"2", "image/png"))]}, 422),
+]
+
+
+@pytest.mark.parametrize("what, request_args, status", BAD_REQUESTS, ids=[b[0] for b in BAD_REQUESTS])
+def test_bad_input_is_a_json_4xx(client, what, request_args, status):
+    response = client.post("/v1/predict", **request_args)
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert error["status"] == status and error["message"] and "Traceback" not in response.text
+
+
+def test_batch_limits_and_other_errors(client, photos):
+    files = [("files", (f"{k}.png", photos[0][0], "image/png")) for k in range(9)]
+    assert client.post("/v1/predict/batch", files=files).status_code == 413
+    assert client.post("/v1/predict/batch", json={"images": "abc"}).status_code == 422
+    raw = client.post("/v1/predict/batch", content=photos[0][0], headers={"content-type": "image/png"})
+    assert raw.status_code == 415
+    assert client.get("/v1/predict").json()["error"]["status"] == 405
+    assert client.get("/nowhere").json()["error"]["status"] == 404
+
+
+def test_health_readiness_model_and_metrics(client, photos):
+    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/readyz").status_code == 200
+    info = client.get("/v1/model").json()
+    assert info["architecture"] == "accurate" and info["test_accuracy"] > 0.99
+    client.post("/v1/predict", content=photos[0][0], headers={"content-type": "image/png"})
+    client.post("/v1/predict", content=b"x", headers={"content-type": "text/plain"})
+    text = client.get("/metrics").text
+    assert 'digitrec_requests_total{route="/v1/predict",status="200"}' in text
+    assert 'digitrec_requests_total{route="/v1/predict",status="415"}' in text
+    assert "digitrec_request_seconds_bucket" in text and "digitrec_batch_size_count" in text
+    assert "digitrec_errors_total" in text
+    page = client.get("/")
+    assert page.status_code == 200 and "<canvas" in page.text
+    assert client.get("/static/app.js").status_code == 200
+    assert "/v1/predict" in client.get("/openapi.json").json()["paths"]
+
+
+def test_concurrent_requests_share_model_calls():
+    calls: list[int] = []
+
+    def run_batch(batch: np.ndarray) -> list[float]:
+        calls.append(len(batch))
+        time.sleep(0.02)
+        return [float(d[0, 0]) for d in batch]
+
+    async def main() -> list[float]:
+        batcher = MicroBatcher(run_batch, max_batch=8, max_wait_ms=20)
+        batcher.start()
+        digits = [np.full((28, 28), k, np.float32) for k in range(20)]
+        answers = await asyncio.gather(*(batcher.submit(d) for d in digits))
+        await batcher.close()
+        return answers
+
+    assert asyncio.run(main()) == [float(k) for k in range(20)]  # each caller its own answer
+    assert sum(calls) == 20 and max(calls) == 8 and len(calls) <= 4
+
+
+def test_a_failing_model_call_reaches_every_caller_of_the_batch():
+    def run_batch(batch: np.ndarray) -> list:
+        raise RuntimeError("model exploded")
+
+    async def main() -> list:
+        batcher = MicroBatcher(run_batch, max_batch=4, max_wait_ms=10)
+        batcher.start()
+        results = await asyncio.gather(*(batcher.submit(np.zeros((28, 28))) for _ in range(3)),
+                                       return_exceptions=True)
+        await batcher.close()
+        return results
+
+    assert all(isinstance(r, RuntimeError) for r in asyncio.run(main()))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def post(url: str, body: bytes) -> int:
+    request = urllib.request.Request(url, data=body, headers={"content-type": "image/png"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return response.status
+
+
+def test_server_answers_and_shuts_down_gracefully(mnist_test):
+    images = mnist_test[0]
+    number = png(render_number([images[i] for i in range(5)], np.random.default_rng(7)))
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "digitrec", "serve", "--port", str(port)],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.2)
+        statuses: list[int] = []
+        answered: list[float] = []
+
+        def client() -> None:
+            statuses.append(post(f"http://127.0.0.1:{port}/v1/predict?multi=true", number))
+            answered.append(time.monotonic())
+
+        clients = [threading.Thread(target=client) for _ in range(16)]
+        for thread in clients:
+            thread.start()
+        time.sleep(0.3)  # all connected; reading 16 numbers takes longer than this
+        server.send_signal(signal.SIGTERM)  # in-flight requests still get their answers
+        signalled = time.monotonic()
+        for thread in clients:
+            thread.join(timeout=30)
+        assert max(answered) > signalled  # some answers came after the signal
+        # uvicorn re-raises the signal after its graceful shutdown: the status says SIGTERM
+        assert server.wait(timeout=30) in (0, -signal.SIGTERM)
+        assert statuses == [200] * 16
+    finally:
+        if server.poll() is None:
+            server.kill()
+    assert "Traceback" not in server.stdout.read()
+
+
+def test_serve_with_a_bad_model_is_one_clear_error(tmp_path: Path):
+    (tmp_path / "junk.onnx").write_bytes(b"junk")
+    result = subprocess.run([sys.executable, "-m", "digitrec", "serve", "--model",
+                             str(tmp_path / "junk.onnx")], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and "cannot load ONNX model" in result.stderr
+    assert "Traceback" not in result.stderr
