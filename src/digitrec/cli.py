@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import time
 import typing
@@ -67,6 +68,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     require_torch()
     from .train import train
 
+    if args.nproc < 1:
+        raise DigitrecError("--nproc must be at least 1")
+    if args.nproc > 1 and "WORLD_SIZE" not in os.environ:
+        return launch_distributed(args)
     if args.resume:
         if config_overrides(args) or args.out:
             raise SystemExit("digitrec train: error: --resume continues a run with its own "
@@ -83,6 +88,37 @@ def cmd_train(args: argparse.Namespace) -> int:
                 if (Path(run_dir) / "state.pt").exists() else "nothing was saved")
         print(f"\ninterrupted: {hint}", file=sys.stderr)
         return 130
+    return 0
+
+
+def without_nproc(argv: list[str]) -> list[str]:
+    """The command line less its --nproc option."""
+    out, skip = [], False
+    for word in argv:
+        if skip:
+            skip = False
+        elif word == "--nproc":
+            skip = True
+        elif not word.startswith("--nproc="):
+            out.append(word)
+    return out
+
+
+def launch_distributed(args: argparse.Namespace) -> int:
+    """`digitrec train --nproc N`: the same command in N processes under torchrun (one node)."""
+    argv = without_nproc(args.argv)
+    run_dir = args.resume or args.out
+    if run_dir is None:  # every process must write to the same place: choose it here
+        run_dir = f"runs/{train_config(args).model}-{time.strftime('%Y%m%d-%H%M%S')}"
+        argv += ["--out", run_dir]
+    status = subprocess.call([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                              f"--nproc-per-node={args.nproc}", "-m", "digitrec", *argv])
+    if status != 0:
+        saved = (Path(run_dir) / "state.pt").exists()
+        raise DigitrecError(f"a training process failed (torchrun exit status {status}; its "
+                            "messages are above)" + (
+                                f". Finished epochs are saved: continue with `digitrec train "
+                                f"--resume {run_dir} --nproc {args.nproc}`" if saved else ""))
     return 0
 
 
@@ -244,6 +280,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", help="run directory to create (default: runs/MODEL-TIMESTAMP)")
     train.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
     train.add_argument("--data-dir", help=DATA_DIR_HELP)
+    train.add_argument("--nproc", type=int, default=1, metavar="N",
+                       help="train with N processes on this machine (runs torchrun; "
+                            "DistributedDataParallel: gloo on CPU, nccl on CUDA)")
     with suppress(ImportError):  # light install: no flags, and `digitrec train` says what to add
         add_config_flags(train)
     train.set_defaults(run=cmd_train)
@@ -307,6 +346,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `digitrec` console script."""
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         if unknown:
             if args.command == "train":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import platform
 import shlex
 import time
@@ -19,7 +20,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from . import __version__
@@ -42,6 +45,7 @@ from .models import create_model, list_models
 
 PROGRESS_EVERY = 25  # steps between progress-bar refreshes (each one syncs with the device)
 SPLIT_SEED = 20240  # the validation split is the same for every run, so runs compare fairly
+RANK_SEED_STRIDE = 1_000_003  # distributed: rank r augments with the epoch's seed + r * this
 
 
 def _opt(default, help: str):
@@ -78,6 +82,9 @@ class TrainConfig:
                                   "supports it natively")
     compile: bool = _opt(False, "compile the model with torch.compile")
     threads: int = _opt(0, "CPU threads (0 = PyTorch's default)")
+    sync_bn: bool = _opt(False, "distributed: BatchNorm statistics over all processes' batches")
+    scale_lr: bool = _opt(False, "distributed: lr times the number of processes (linear "
+                                 "scaling rule for the larger global batch)")
 
     def __post_init__(self) -> None:
         choices = {"model": list_models(), "optimizer": OPTIMIZERS, "schedule": SCHEDULES,
@@ -164,6 +171,40 @@ def select_device(name: str = "auto") -> torch.device:
     return torch.device("cpu")
 
 
+@dataclass(frozen=True)
+class Cluster:
+    """This process's place in a torchrun job; a plain run is rank 0 of 1."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def leader(self) -> bool:
+        """Rank 0 alone logs, evaluates and writes the run directory."""
+        return self.rank == 0
+
+    @classmethod
+    def from_env(cls) -> Cluster:
+        """Read torchrun's RANK, WORLD_SIZE and LOCAL_RANK."""
+        env = os.environ
+        return cls(int(env.get("RANK", 0)), int(env.get("WORLD_SIZE", 1)), int(env.get("LOCAL_RANK", 0)))
+
+    def start(self, device: torch.device) -> torch.device:
+        """Join the process group (nccl on CUDA, gloo elsewhere); the device this rank uses."""
+        if self.world == 1:
+            return device
+        if device.type == "cuda":
+            device = torch.device("cuda", self.local_rank)
+            torch.cuda.set_device(device)
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        return device
+
+    def stop(self) -> None:
+        if self.world > 1 and dist.is_initialized():
+            dist.destroy_process_group()
+
+
 @dataclass
 class Tensors:
     """One split held in memory: uint8 images (N, 1, 28, 28) and int64 labels (N)."""
@@ -245,10 +286,16 @@ class Session:
     """What a training run holds while it runs."""
 
     config: TrainConfig
-    model: torch.nn.Module  # what is trained (possibly compiled)
+    model: torch.nn.Module  # what is trained (possibly wrapped in DDP and compiled)
     optimizer: torch.optim.Optimizer
     ema: WeightAverage | None
     dtype: torch.dtype | None
+    cluster: Cluster = Cluster()
+
+    @property
+    def lr(self) -> float:
+        """Peak learning rate, scaled by the number of processes if asked."""
+        return self.config.lr * (self.cluster.world if self.config.scale_lr else 1)
 
     @property
     def evaluated(self) -> torch.nn.Module:
@@ -269,38 +316,48 @@ class Session:
 
 
 def _original(model: torch.nn.Module) -> torch.nn.Module:
-    return getattr(model, "_orig_mod", model)  # torch.compile wraps the module
+    model = getattr(model, "_orig_mod", model)  # torch.compile wraps the module
+    return model.module if isinstance(model, DistributedDataParallel) else model
 
 
-def start_session(config: TrainConfig, device: torch.device) -> Session:
-    """Build the model (seeded), optimizer and weight average for a run."""
+def start_session(config: TrainConfig, device: torch.device,
+                  cluster: Cluster = Cluster()) -> Session:
+    """Build the model (seeded: the same on every rank), optimizer and weight average."""
     torch.manual_seed(config.seed)
     model = create_model(config.model).to(device, memory_format=torch.channels_last)
+    if cluster.world > 1:
+        if config.sync_bn:
+            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     ema = WeightAverage(model, config.ema) if config.ema else None
     optimizer = OPTIMIZERS[config.optimizer](model.parameters(), config)
     if config.compile:
         model = torch.compile(model)
-    return Session(config, model, optimizer, ema, autocast_dtype(config, device))
+    return Session(config, model, optimizer, ema, autocast_dtype(config, device), cluster)
 
 
 def train_epoch(session: Session, data: Tensors, epoch: int,
                 on_step: Callable[[int], None] | None = None) -> dict:
     """One pass over the training data; returns mean loss, accuracy and throughput.
     `on_step(step)` runs after each optimizer step (benchmarks use it to measure accuracy)."""
-    config, model, optimizer = session.config, session.model, session.optimizer
+    config, model, optimizer, cluster = (session.config, session.model, session.optimizer,
+                                         session.cluster)
     device = data.labels.device
     torch.manual_seed(epoch_seed(config.seed, epoch))
     model.train()
-    steps = math.ceil(len(data) / config.batch_size)
-    order = torch.randperm(len(data), device=device)
+    order = rank_slice(torch.randperm(len(data), device=device), cluster)
+    if cluster.world > 1:  # every rank augments its own images differently
+        torch.manual_seed(epoch_seed(config.seed, epoch) + RANK_SEED_STRIDE * cluster.rank)
+    steps = math.ceil(len(order) / config.batch_size)
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), dtype=torch.long, device=device)
     start = time.perf_counter()
-    bar = tqdm(total=steps, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False, disable=None)
+    bar = tqdm(total=steps, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False,
+               disable=None if cluster.leader else True)
     for step in range(steps):
         progress = (epoch * steps + step) / (config.epochs * steps)
         for group in optimizer.param_groups:
-            group["lr"] = config.lr * SCHEDULES[config.schedule](progress)
+            group["lr"] = session.lr * SCHEDULES[config.schedule](progress)
         idx = order[step * config.batch_size:(step + 1) * config.batch_size]
         x, y = augment(data.images[idx].float().div_(255), config.augmentation), data.labels[idx]
         with torch.autocast(device.type, dtype=session.dtype or torch.bfloat16,
@@ -318,14 +375,28 @@ def train_epoch(session: Session, data: Tensors, epoch: int,
         correct += (logits.argmax(1) == y).sum()
         bar.update()
         if not bar.disable and (step % PROGRESS_EVERY == 0 or step == steps - 1):
-            seen = min((step + 1) * config.batch_size, len(data))
+            seen = min((step + 1) * config.batch_size, len(order))
             bar.set_postfix(loss=f"{loss_sum.item() / seen:.4f}",
                             acc=f"{correct.item() / seen:.2%}",
-                            img_s=f"{seen / (time.perf_counter() - start):.0f}")
+                            img_s=f"{seen * cluster.world / (time.perf_counter() - start):.0f}")
     bar.close()
+    totals = torch.stack([loss_sum.float(), correct.float(),
+                          torch.tensor(float(len(order)), device=device)])
+    if cluster.world > 1:
+        dist.all_reduce(totals)  # every rank's images count
+    loss, right, seen = totals.tolist()
     seconds = time.perf_counter() - start
-    return {"train_loss": loss_sum.item() / len(data), "train_accuracy": correct.item() / len(data),
-            "seconds": seconds, "images_per_s": len(data) / seconds}
+    return {"train_loss": loss / seen, "train_accuracy": right / seen, "seconds": seconds,
+            "images_per_s": seen / seconds}
+
+
+def rank_slice(order: torch.Tensor, cluster: Cluster) -> torch.Tensor:
+    """This rank's share of an epoch's permutation: every world-th index from its rank on,
+    all shares the same length (the at most world - 1 left-over images wait for the next
+    epoch's permutation)."""
+    if cluster.world == 1:
+        return order
+    return order[cluster.rank::cluster.world][:len(order) // cluster.world]
 
 
 def score(model, data: Tensors) -> tuple[float, float]:
@@ -350,8 +421,15 @@ def versions() -> dict[str, str]:
 
 def train(config: TrainConfig | None, run_dir, data_dir=None, resume: bool = False,
           log=tqdm.write) -> dict:
-    """Train (or resume) a run in `run_dir`; returns its model card."""
+    """Train (or resume) a run in `run_dir`; returns its model card.
+
+    Under torchrun every process trains its share of each epoch (DistributedDataParallel);
+    rank 0 alone logs, evaluates and writes the run directory, and other ranks return {}.
+    """
     run_dir = Path(run_dir)
+    cluster = Cluster.from_env()
+    if not cluster.leader:
+        log = _silent
     state = None
     if resume:
         state = load_state(run_dir)
@@ -362,34 +440,52 @@ def train(config: TrainConfig | None, run_dir, data_dir=None, resume: bool = Fal
                               f"of digitrec ({e})") from None
         if (run_dir / CARD).exists() and state["epoch"] >= config.epochs:
             log(f"{run_dir} is already finished")
-            return read_card(run_dir)
-    else:
+            return read_card(run_dir) if cluster.leader else {}
+    elif cluster.leader:
         _check_new_run_dir(run_dir)
     if config.threads:
         torch.set_num_threads(config.threads)
-    device = select_device(config.device)
+    device = cluster.start(select_device(config.device))
+    try:
+        return _train(start_session(config, device, cluster), run_dir, data_dir, state, log)
+    finally:
+        cluster.stop()
+
+
+def _silent(*_) -> None:
+    pass
+
+
+def _train(session: Session, run_dir: Path, data_dir, state: dict | None, log) -> dict:
+    """The epochs of a run, from `state` if resuming; the card (rank 0) or {} (other ranks)."""
+    config, cluster = session.config, session.cluster
+    device = next(session.evaluated.parameters()).device
     data = load_tensors(config, data_dir, device)
-    session = start_session(config, device)
     start_epoch, elapsed = 0, 0.0
     if state is not None:
         session.restore(state)
         start_epoch, elapsed = state["epoch"], state["elapsed"]
         log(f"resuming {run_dir} after epoch {start_epoch}/{config.epochs}")
-    else:
+    elif cluster.leader:
         save_state(run_dir, session.state(0, 0.0))
     history = [row for row in read_jsonl(run_dir / METRICS) if row["epoch"] <= start_epoch]
     log(f"training {config.model} on {config.dataset} ({len(data['train'])} images, "
         f"{len(data['val']) if 'val' in data else 0} for validation) on {device}"
-        f"{' with bf16 autocast' if session.dtype else ''}")
+        f"{' with bf16 autocast' if session.dtype else ''}"
+        f"{f' in {cluster.world} processes' if cluster.world > 1 else ''}")
     for epoch in range(start_epoch, config.epochs):
         row = {"epoch": epoch + 1, **train_epoch(session, data["train"], epoch)}
+        elapsed += row["seconds"]
+        if not cluster.leader:
+            continue
         if "val" in data:
             row["val_loss"], row["val_accuracy"] = score(session.evaluated, data["val"])
-        elapsed += row["seconds"]
         history.append(row)
         write_jsonl(run_dir / METRICS, history)
         save_state(run_dir, session.state(epoch + 1, elapsed))
         log(format_epoch(row, config.epochs))
+    if not cluster.leader:
+        return {}
     test_loss, test_accuracy = score(session.evaluated, data["test"])
     metrics = {"test_accuracy": test_accuracy, "test_loss": test_loss,
                **{k: v for k, v in history[-1].items() if k.startswith("val_")}}
@@ -399,6 +495,9 @@ def train(config: TrainConfig | None, run_dir, data_dir=None, resume: bool = Fal
                      "val_images": len(data["val"]) if "val" in data else 0},
             "metrics": metrics, "train_seconds": round(elapsed, 2), "device": str(device),
             "versions": versions(), "command": train_command(config)}
+    if cluster.world > 1:
+        card["distributed"] = {"processes": cluster.world, "backend": dist.get_backend(),
+                               "global_batch": config.batch_size * cluster.world, "lr": session.lr}
     save_run(run_dir, session.evaluated, card)
     log(f"test accuracy {test_accuracy:.2%} (loss {test_loss:.4f}); run saved in {run_dir}")
     return card
