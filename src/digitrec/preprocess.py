@@ -141,6 +141,16 @@ def _surface_terms(h: int, w: int) -> np.ndarray:
     return np.stack([np.ones_like(x), x, y, x * x, x * y, y * y], axis=1)
 
 
+def _least_squares(terms: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Coefficients of the least-squares fit terms @ c = values (normal equations: six terms on
+    [0, 1] coordinates are well conditioned, and this is much cheaper than an SVD)."""
+    gram = terms.T.astype(np.float64) @ terms
+    try:
+        return np.linalg.solve(gram, terms.T.astype(np.float64) @ values)
+    except np.linalg.LinAlgError:  # too few background pixels to fit a surface
+        return np.linalg.lstsq(terms, values, rcond=None)[0]
+
+
 def smooth_background(ink: np.ndarray, rounds: int = 3) -> np.ndarray:
     """The slowly varying background level of a bright-ink image (uneven light in photos):
     a quadratic surface fitted to the pixels that are not strokes, refitted as the strokes
@@ -155,11 +165,10 @@ def smooth_background(ink: np.ndarray, rounds: int = 3) -> np.ndarray:
         strokes = residual > otsu_threshold(np.clip(residual, 0, 1))
         if strokes.mean() > 0.9:
             break
-        coefficients, *_ = np.linalg.lstsq(terms[~strokes], values[~strokes], rcond=None)
-        background = terms @ coefficients
+        background = terms @ _least_squares(terms[~strokes], values[~strokes])
     if not background.any():
         return np.zeros((h, w), dtype=np.float32)
-    c = np.linalg.lstsq(terms, background, rcond=None)[0]
+    c = _least_squares(terms, background)
     x = np.linspace(0, 1, w, dtype=np.float32)[None, :] if w > 1 else np.zeros((1, 1), np.float32)
     y = np.linspace(0, 1, h, dtype=np.float32)[:, None] if h > 1 else np.zeros((1, 1), np.float32)
     surface = c[0] + c[1] * x + c[2] * y + c[3] * x * x + c[4] * x * y + c[5] * y * y
