@@ -101,26 +101,24 @@ def evaluate_runs(run_dirs: list, data_dir=None, plots_dir=None, tta: bool = Fal
     return report
 
 
-def _pyplot():
-    """matplotlib.pyplot on the file-only Agg backend (imported on first use)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
+def _figure(**options):
+    """A matplotlib Figure drawn off-screen (no pyplot: the caller's backend is left alone)."""
+    from matplotlib.figure import Figure
+
+    return Figure(**options)
 
 
 def _save_figure(fig, path: Path) -> Path:
     with atomic_write(path) as f:
         fig.savefig(f, format="png", dpi=100, bbox_inches="tight")
-    _pyplot().close(fig)
     return path
 
 
 def plot_confusion(confusion: list[list[int]], classes, path: Path) -> Path:
     """Confusion matrix heat map with counts, saved as PNG."""
-    plt = _pyplot()
     matrix = np.asarray(confusion)
-    fig, ax = plt.subplots(figsize=(7, 6))
+    fig = _figure(figsize=(7, 6))
+    ax = fig.subplots()
     ax.imshow(np.log1p(matrix), cmap="Blues")
     for (i, j), count in np.ndenumerate(matrix):
         ax.text(j, i, str(count), ha="center", va="center", fontsize=7,
@@ -135,13 +133,13 @@ def plot_confusion(confusion: list[list[int]], classes, path: Path) -> Path:
 def plot_misclassified(images: np.ndarray, labels: np.ndarray, probabilities: np.ndarray,
                        classes, path: Path, limit: int = 36) -> Path:
     """Gallery of misclassified images, most confident mistakes first, saved as PNG."""
-    plt = _pyplot()
     predictions = probabilities.argmax(1)
     wrong = np.flatnonzero(predictions != labels)
     wrong = wrong[np.argsort(-probabilities[wrong, predictions[wrong]])][:limit]
     cols = 6
     rows = max(1, math.ceil(len(wrong) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.6, rows * 1.9), squeeze=False)
+    fig = _figure(figsize=(cols * 1.6, rows * 1.9))
+    axes = fig.subplots(rows, cols, squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, i in zip(axes.flat, wrong, strict=False):

@@ -337,9 +337,10 @@ def start_session(config: TrainConfig, device: torch.device,
 
 
 def train_epoch(session: Session, data: Tensors, epoch: int,
-                on_step: Callable[[int], None] | None = None) -> dict:
+                on_step: Callable[[int], None] | None = None, progress: bool | None = None) -> dict:
     """One pass over the training data; returns mean loss, accuracy and throughput.
-    `on_step(step)` runs after each optimizer step (benchmarks use it to measure accuracy)."""
+    `on_step(step)` runs after each optimizer step (benchmarks use it to measure accuracy);
+    `progress` shows the progress bar (default: only on a terminal)."""
     config, model, optimizer, cluster = (session.config, session.model, session.optimizer,
                                          session.cluster)
     device = data.labels.device
@@ -353,7 +354,7 @@ def train_epoch(session: Session, data: Tensors, epoch: int,
     correct = torch.zeros((), dtype=torch.long, device=device)
     start = time.perf_counter()
     bar = tqdm(total=steps, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False,
-               disable=None if cluster.leader else True)
+               disable=(None if progress is None else not progress) if cluster.leader else True)
     for step in range(steps):
         progress = (epoch * steps + step) / (config.epochs * steps)
         for group in optimizer.param_groups:
@@ -420,7 +421,7 @@ def versions() -> dict[str, str]:
 
 
 def train(config: TrainConfig | None, run_dir, data_dir=None, resume: bool = False,
-          log=tqdm.write) -> dict:
+          log=tqdm.write, progress: bool | None = None) -> dict:
     """Train (or resume) a run in `run_dir`; returns its model card.
 
     Under torchrun every process trains its share of each epoch (DistributedDataParallel);
@@ -447,7 +448,8 @@ def train(config: TrainConfig | None, run_dir, data_dir=None, resume: bool = Fal
         torch.set_num_threads(config.threads)
     device = cluster.start(select_device(config.device))
     try:
-        return _train(start_session(config, device, cluster), run_dir, data_dir, state, log)
+        return _train(start_session(config, device, cluster), run_dir, data_dir, state, log,
+                      progress)
     finally:
         cluster.stop()
 
@@ -456,7 +458,8 @@ def _silent(*_) -> None:
     pass
 
 
-def _train(session: Session, run_dir: Path, data_dir, state: dict | None, log) -> dict:
+def _train(session: Session, run_dir: Path, data_dir, state: dict | None, log,
+           progress: bool | None) -> dict:
     """The epochs of a run, from `state` if resuming; the card (rank 0) or {} (other ranks)."""
     config, cluster = session.config, session.cluster
     device = next(session.evaluated.parameters()).device
@@ -474,7 +477,7 @@ def _train(session: Session, run_dir: Path, data_dir, state: dict | None, log) -
         f"{' with bf16 autocast' if session.dtype else ''}"
         f"{f' in {cluster.world} processes' if cluster.world > 1 else ''}")
     for epoch in range(start_epoch, config.epochs):
-        row = {"epoch": epoch + 1, **train_epoch(session, data["train"], epoch)}
+        row = {"epoch": epoch + 1, **train_epoch(session, data["train"], epoch, progress=progress)}
         elapsed += row["seconds"]
         if not cluster.leader:
             continue
