@@ -15,8 +15,9 @@ import pytest
 import torch
 
 from digitrec.checkpoint import read_card
+from digitrec.errors import ConfigError
 from digitrec.evaluate import evaluate_runs
-from digitrec.train import Cluster, rank_slice, recipe, train, train_command
+from digitrec.train import Cluster, rank_slice, recipe, start_session, train, train_command
 
 CONFIG = replace(recipe("fast"), epochs=2, train_size=20000)
 
@@ -98,3 +99,8 @@ def test_ranks_take_disjoint_equal_shares_of_each_permutation():
     assert [len(share) for share in shares] == [25] * 4
     assert len(set(torch.cat(shares).tolist())) == 100  # each image at most once per epoch
     assert rank_slice(order, Cluster()) is order
+
+
+def test_sync_bn_on_cpu_is_a_clear_error():
+    with pytest.raises(ConfigError, match="sync-bn needs CUDA"):
+        start_session(replace(recipe("fast"), sync_bn=True), torch.device("cpu"), Cluster(0, 2, 0))

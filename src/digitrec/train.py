@@ -82,7 +82,7 @@ class TrainConfig:
                                   "supports it natively")
     compile: bool = _opt(False, "compile the model with torch.compile")
     threads: int = _opt(0, "CPU threads (0 = PyTorch's default)")
-    sync_bn: bool = _opt(False, "distributed: BatchNorm statistics over all processes' batches")
+    sync_bn: bool = _opt(False, "distributed, CUDA: BatchNorm statistics over all processes' batches")
     scale_lr: bool = _opt(False, "distributed: lr times the number of processes (linear "
                                  "scaling rule for the larger global batch)")
 
@@ -327,6 +327,9 @@ def start_session(config: TrainConfig, device: torch.device,
     model = create_model(config.model).to(device, memory_format=torch.channels_last)
     if cluster.world > 1:
         if config.sync_bn:
+            if device.type != "cuda":
+                raise ConfigError("--sync-bn needs CUDA devices: PyTorch's SyncBatchNorm works "
+                                  "only on GPUs")
             model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
         model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     ema = WeightAverage(model, config.ema) if config.ema else None
