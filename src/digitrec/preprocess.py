@@ -39,6 +39,7 @@ STROKE_FRACTION = 0.12  # MNIST strokes are about 2.4 px wide in the 20 px box
 STUB_FRACTION = 0.2  # after a cut, pieces smaller than this fraction of the largest are stubs
 CUT_PENALTY = 0.5  # log-odds against each cut: a cut needs some evidence
 CROSSING_PENALTY = 1.0  # and more for each extra stroke it severs (touching digits touch once)
+MIN_CUT_WIDTH = 0.8  # ink narrower than this many line heights is one digit, never cut
 BOX, SIZE = 20, 28
 
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # Pillow's own bomb check (error at twice this)
@@ -505,7 +506,7 @@ def _cut_by_recognition(piece: np.ndarray, line_height: float, judge: Judge) -> 
     """The cuts that maximise the digits' summed log-confidence plus width priors, minus a
     penalty per cut (dynamic programming over candidate columns)."""
     x0, _, x1, _ = ink_box(piece > 0)
-    if x1 - x0 < 0.8 * line_height:
+    if x1 - x0 < MIN_CUT_WIDTH * line_height:
         return [Segment(ink_box(piece > 0), piece)]
     cuts = [x0, *(x0 + c for c in _candidate_cuts((piece[:, x0:x1] > 0).sum(0))), x1]
     spans = {(i, j): seg for i in range(len(cuts)) for j in range(i + 1, len(cuts))
