@@ -1,11 +1,22 @@
 """Run-directory I/O: atomic writes, weights + card round trip, resumable state."""
 
+import os
+import signal
+import time
 from pathlib import Path
 
 import pytest
 import torch
 
-from digitrec.checkpoint import atomic_write, load_model, load_state, save_run, save_state, write_json
+from digitrec.checkpoint import (
+    atomic_write,
+    ctrl_c_deferred,
+    load_model,
+    load_state,
+    save_run,
+    save_state,
+    write_json,
+)
 from digitrec.errors import RunDirError
 from digitrec.models import create_model
 
@@ -61,3 +72,13 @@ def test_state_that_is_not_plain_data_is_refused(tmp_path: Path):
     torch.save({"payload": Payload()}, tmp_path / "state.pt")
     with pytest.raises(RunDirError, match="cannot read"):
         load_state(tmp_path)
+
+
+def test_ctrl_c_during_a_save_lets_the_save_finish_first():
+    finished = []
+    with pytest.raises(KeyboardInterrupt), ctrl_c_deferred():
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)  # the signal arrives here, in the middle of the block
+        finished.append(True)
+    assert finished == [True]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -120,11 +122,31 @@ def load_model(run_dir: str | os.PathLike) -> tuple[torch.nn.Module, dict]:
     return model.eval(), card
 
 
+@contextmanager
+def ctrl_c_deferred() -> Iterator[None]:
+    """Let a block finish before a Ctrl-C (SIGINT) that arrives during it takes effect.
+
+    torch.save turns an interrupt in the middle of its zip writer into a RuntimeError; with the
+    interrupt deferred, the save completes and KeyboardInterrupt is raised right after it.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, _: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught and callable(previous):
+        previous(signal.SIGINT, None)  # Python's default handler raises KeyboardInterrupt
+
+
 def save_state(run_dir: str | os.PathLike, state: dict) -> None:
     """Atomically write the resumable training state (tensors and plain values only)."""
     import torch
 
-    with atomic_write(Path(run_dir) / STATE) as f:
+    with ctrl_c_deferred(), atomic_write(Path(run_dir) / STATE) as f:
         torch.save(state, f)
 
 
