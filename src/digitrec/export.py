@@ -152,7 +152,8 @@ def export_run(run_dir: str | Path, out: str | Path | None = None, int8: bool = 
     test = load_split(dataset, "test", data_dir)
     model_bytes = to_onnx(model)
 
-    check = parity(model, OnnxBackend.from_bytes(model_bytes), test[0][:PARITY_IMAGES])
+    runtime = OnnxBackend.from_bytes(model_bytes)
+    check = parity(model, runtime, test[0][:PARITY_IMAGES])
     log(f"parity check on {check['images']} test images: max |logit difference| "
         f"{check['max_abs_logit_diff']:.2e} (tolerance {PARITY_TOLERANCE:.0e}), predictions "
         f"{'identical' if check['same_predictions'] else 'DIFFERENT'}")
@@ -162,7 +163,7 @@ def export_run(run_dir: str | Path, out: str | Path | None = None, int8: bool = 
                 "architecture": card["model"], "model_kwargs": card.get("model_kwargs", {}),
                 "input": "float32 [N, 1, 28, 28] in [0, 1], white digit on black",
                 "card": card, "parity": check}
-    fp32 = _write(out, model_bytes, metadata, accuracy(OnnxBackend.from_bytes(model_bytes), *test))
+    fp32 = _write(out, model_bytes, metadata, accuracy(runtime, *test))
     log(f"wrote {fp32.path} ({fp32.size_bytes / 1e6:.2f} MB), test accuracy {fp32.test_accuracy:.2%}")
     report = {"parity": check, "fp32": _describe(fp32)}
     if int8:

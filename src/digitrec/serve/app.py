@@ -29,7 +29,7 @@ from starlette.exceptions import HTTPException
 
 from ..errors import ImageDecodeError, ImageTooLargeError, UnsupportedImageError
 from ..predict import Prediction, Predictor, blank
-from ..preprocess import SIZE, ink_of, normalise_digit
+from ..preprocess import SIZE, preprocess
 from .batcher import MicroBatcher
 from .metrics import Metrics
 
@@ -183,11 +183,6 @@ def decode_status(error: ImageDecodeError) -> int:
     return 415 if isinstance(error, UnsupportedImageError) else 422
 
 
-def prepare(item: bytes) -> np.ndarray | None:
-    """The 28x28 digit the model sees, or None for a blank image."""
-    return normalise_digit(ink_of(item))
-
-
 # ----------------------------------------------------------------------------- the service
 
 class Service:
@@ -206,7 +201,7 @@ class Service:
             if multi:
                 number = await asyncio.to_thread(self.predictor.predict_number, item)
                 return number.to_dict()
-            digit = item if isinstance(item, np.ndarray) else await asyncio.to_thread(prepare, item)
+            digit = item if isinstance(item, np.ndarray) else await asyncio.to_thread(preprocess, item)
         except ImageDecodeError as e:
             raise ApiError(decode_status(e), str(e).replace("<bytes>: ", "")) from None
         result: Prediction = blank() if digit is None else await self.batcher.submit(digit)
