@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .calibration import card_temperature, softmax
 from .errors import ModelError
 from .preprocess import ImageSource, ink_of, normalise_digit, split_digits
 
@@ -71,12 +72,14 @@ class TorchBackend:
 
         self._torch = torch
         self.model, self.card = load_model(run_dir)
+        self.temperature = card_temperature(self.card)
 
     def probabilities(self, batch: np.ndarray) -> np.ndarray:
+        """Calibrated class probabilities for float32 images [N, 28, 28] in [0, 1]."""
         from .evaluate import predict_logits
 
         logits = predict_logits(self.model, self._torch.from_numpy(batch[:, None]))
-        return logits.softmax(1).numpy()
+        return softmax(logits.numpy(), self.temperature)
 
 
 INPUT, OUTPUT = "image", "logits"  # tensor names in exported ONNX files
@@ -106,6 +109,7 @@ class OnnxBackend:
         metadata = self.session.get_modelmeta().custom_metadata_map
         self.metadata = {key: _json_or_text(value) for key, value in metadata.items()}
         self.card = self.metadata.get("card", {})
+        self.temperature = card_temperature(self.card)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> OnnxBackend:
@@ -121,9 +125,9 @@ class OnnxBackend:
                                for i in range(0, len(x), ONNX_BATCH)])
 
     def probabilities(self, batch: np.ndarray) -> np.ndarray:
-        logits = self.logits(np.ascontiguousarray(batch[:, None], dtype=np.float32))
-        exp = np.exp(logits - logits.max(1, keepdims=True))
-        return exp / exp.sum(1, keepdims=True)
+        """Calibrated class probabilities for float32 images [N, 28, 28] in [0, 1]."""
+        return softmax(self.logits(np.ascontiguousarray(batch[:, None], dtype=np.float32)),
+                       self.temperature)
 
 
 def _json_or_text(value: str):

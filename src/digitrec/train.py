@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from . import __version__
 from .augment import Augmentation, augment
+from .calibration import fit_temperature, negative_log_likelihood
 from .checkpoint import (
     CARD,
     METRICS,
@@ -411,6 +412,17 @@ def score(model, data: Tensors) -> tuple[float, float]:
     return F.cross_entropy(logits, labels).item(), correct / len(labels)
 
 
+def calibrate(model, data: Tensors) -> dict:
+    """Temperature scaling fitted on held-out images (the validation split); predictors
+    divide the logits by it."""
+    logits = predict_logits(model, data.images).cpu().numpy()
+    labels = data.labels.cpu().numpy()
+    temperature = fit_temperature(logits, labels)
+    return {"temperature": temperature, "fitted_on": "validation split", "images": len(labels),
+            "nll_before": negative_log_likelihood(logits, labels),
+            "nll_after": negative_log_likelihood(logits, labels, temperature)}
+
+
 def _check_new_run_dir(run_dir: Path) -> None:
     if (run_dir / STATE).exists() or (run_dir / CARD).exists():
         raise RunDirError(f"{run_dir} already holds a run: continue it with "
@@ -501,6 +513,8 @@ def _train(session: Session, run_dir: Path, data_dir, state: dict | None, log,
                      "val_images": len(data["val"]) if "val" in data else 0},
             "metrics": metrics, "train_seconds": round(elapsed, 2), "device": str(device),
             "versions": versions(), "command": train_command(config)}
+    if "val" in data:
+        card["calibration"] = calibrate(session.evaluated, data["val"])
     if cluster.world > 1:
         card["distributed"] = {"processes": cluster.world, "backend": dist.get_backend(),
                                "global_batch": config.batch_size * cluster.world, "lr": session.lr}
