@@ -49,7 +49,8 @@ def affine_matrices(n: int, aug: Augmentation, size: int, device: torch.device) 
     return theta
 
 
-def _gaussian_kernel(sigma: float, device: torch.device) -> torch.Tensor:
+def gaussian_kernel(sigma: float, device: torch.device) -> torch.Tensor:
+    """A normalised 1-D Gaussian kernel reaching out two sigmas."""
     radius = max(1, round(2 * sigma))
     x = torch.arange(-radius, radius + 1, device=device, dtype=torch.float32)
     kernel = torch.exp(-x**2 / (2 * sigma**2))
@@ -59,7 +60,7 @@ def _gaussian_kernel(sigma: float, device: torch.device) -> torch.Tensor:
 def elastic_field(n: int, aug: Augmentation, size: int, device: torch.device) -> torch.Tensor:
     """Smooth random displacements (N, H, W, 2) in normalised coordinates (Simard et al. 2003)."""
     field = torch.rand(n * 2, 1, size, size, device=device) * 2 - 1
-    kernel = _gaussian_kernel(aug.elastic_sigma, device)
+    kernel = gaussian_kernel(aug.elastic_sigma, device)
     pad = len(kernel) // 2
     field = F.conv2d(F.pad(field, (pad, pad, 0, 0), mode="reflect"), kernel.view(1, 1, 1, -1))
     field = F.conv2d(F.pad(field, (0, 0, pad, pad), mode="reflect"), kernel.view(1, 1, -1, 1))

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import subprocess
 import sys
 import time
 import typing
-from contextlib import suppress
 from dataclasses import fields, replace
 from pathlib import Path
 
@@ -123,19 +123,24 @@ def launch_distributed(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    """Evaluate a run (or an ensemble of runs) on the test set; print a table or JSON."""
-    require_torch()
+    """Evaluate a run (or an ensemble of runs) on the test set; print a table or JSON. With
+    --report, write the HTML/JSON report instead (several runs: compared side by side)."""
+    require_torch("matplotlib")
+    if args.report:
+        return write_report(args)
     from .evaluate import evaluate_runs
 
     report = evaluate_runs(args.run_dirs, data_dir=args.data_dir, plots_dir=args.plots_dir,
-                           tta=args.tta)
+                           tta=args.tta, dataset=args.dataset)
     if args.json:
         print(json.dumps(report))
         return 0
     what = report["runs"][0] if len(report["runs"]) == 1 else f"ensemble of {len(report['runs'])}"
     print(f"{what}: {', '.join(sorted(set(report['models'])))} on {report['dataset']} test set "
           f"({report['test_images']} images)")
-    print(f"accuracy {report['accuracy']:.2%}{' (test-time augmentation)' if args.tta else ''}\n")
+    low, high = report["accuracy_ci95"]
+    print(f"accuracy {report['accuracy']:.2%} (95% CI {low:.2%}-{high:.2%})"
+          f"{' (test-time augmentation)' if args.tta else ''}\n")
     print(f"{'class':<12} {'precision':>9} {'recall':>7} {'f1':>7} {'support':>8}")
     for row in report["per_class"]:
         print(f"{row['class']:<12} {row['precision']:>9.4f} {row['recall']:>7.4f} "
@@ -145,6 +150,36 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(" ".join(f"{n:>5}" for n in row))
     if "plots" in report:
         print(f"\nplots: {report['plots']['confusion_matrix']}, {report['plots']['misclassified']}")
+    return 0
+
+
+def write_report(args: argparse.Namespace) -> int:
+    """`digitrec evaluate RUN... --report DIR`: write report.html and report.json, print a
+    summary line per run."""
+    from .report import build_report
+
+    if args.tta or args.plots_dir:
+        raise DigitrecError("--report cannot be combined with --tta or --plots-dir")
+    if args.robustness_images is not None and args.robustness_images < 1:
+        raise DigitrecError("--robustness-images must be at least 1")
+    report = build_report(args.run_dirs, args.report, data_dir=args.data_dir,
+                          dataset=args.dataset, robustness_images=args.robustness_images)
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    print(f"{'run':<24} {'accuracy (95% CI)':<26} {'ECE':>6} {'calibrated':>10} "
+          f"{'robustness':>10}")
+    for run in report["runs"]:
+        low, high = run["accuracy_ci95"]
+        accuracy = f"{run['accuracy']:.2%} ({low:.2%}-{high:.2%})"
+        after = run["calibration"]["after"]
+        calibrated = f"{after['ece']:.2%}" if after else "-"
+        robust = sum(run["robustness_summary"].values()) / len(run["robustness_summary"])
+        print(f"{run['name'][:24]:<24} {accuracy:<26} {run['calibration']['before']['ece']:>6.2%} "
+              f"{calibrated:>10} {robust:>10.1%}")
+    if "ensemble" in report:
+        print(f"{'ensemble':<24} {report['ensemble']['accuracy']:.2%}")
+    print(f"\nreport: {Path(args.report) / 'report.html'} (numbers: report.json)")
     return 0
 
 
@@ -283,7 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--nproc", type=int, default=1, metavar="N",
                        help="train with N processes on this machine (runs torchrun; "
                             "DistributedDataParallel: gloo on CPU, nccl on CUDA)")
-    with suppress(ImportError):  # light install: no flags, and `digitrec train` says what to add
+    if importlib.util.find_spec("torch"):  # light install: no flags; `digitrec train` says why
         add_config_flags(train)
     train.set_defaults(run=cmd_train)
 
@@ -298,6 +333,17 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--data-dir", help=DATA_DIR_HELP)
     evaluate.add_argument("--plots-dir",
                           help="where to write PNG plots (default: the run dir; none for ensembles)")
+    evaluate.add_argument("--report", metavar="DIR",
+                          help="write report.html (self-contained) and report.json to DIR: "
+                               "accuracy with 95%% CI, per-class metrics, training curves, "
+                               "mistakes, calibration, robustness; several runs are compared "
+                               "side by side")
+    evaluate.add_argument("--robustness-images", type=int, metavar="N",
+                          help="with --report: run the robustness sweep on the first N test "
+                               "images (default: all)")
+    evaluate.add_argument("--dataset",
+                          help="test on this registered dataset instead of the one the runs "
+                               "were trained on (same classes)")
     evaluate.set_defaults(run=cmd_evaluate)
 
     export = commands.add_parser("export", help="export a run to ONNX, checked against PyTorch")

@@ -1,5 +1,5 @@
-"""Evaluation: predictions on a split, accuracy, per-class precision/recall/F1, confusion matrix,
-and the plots that go with them (confusion matrix and misclassified-examples gallery as PNG)."""
+"""Evaluation: predictions on a split, accuracy with its confidence interval, per-class
+precision/recall/F1, confusion matrix; ensembles and test-time augmentation."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checkpoint import atomic_write, load_model, read_card
+from .checkpoint import load_model, read_card
 from .data import get_dataset, load_split
 from .errors import RunDirError
+from .plots import confusion_figure, misclassified_figure, save_png
 
 EVAL_BATCH = 1000
 
@@ -29,10 +30,21 @@ def predict_logits(model: torch.nn.Module, images: torch.Tensor,
     return torch.cat(out)
 
 
+def wilson_interval(successes: int, total: int, z: float = 1.96) -> tuple[float, float]:
+    """Confidence interval of a proportion (Wilson score; 95% for z = 1.96): unlike the normal
+    approximation it stays inside [0, 1] and behaves near 100% accuracy."""
+    if total == 0:
+        return 0.0, 1.0
+    p = successes / total
+    centre = (p + z * z / (2 * total)) / (1 + z * z / total)
+    half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / (1 + z * z / total)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
 def classification_report(labels: np.ndarray, predictions: np.ndarray,
                           class_names: list[str] | tuple[str, ...]) -> dict:
-    """Accuracy, per-class precision/recall/F1/support and the confusion matrix
-    (rows: true class, columns: predicted class)."""
+    """Accuracy with its 95% confidence interval, per-class precision/recall/F1/support and the
+    confusion matrix (rows: true class, columns: predicted class)."""
     k = len(class_names)
     confusion = np.bincount(labels * k + predictions, minlength=k * k).reshape(k, k)
     true_pos = np.diag(confusion).astype(float)
@@ -44,7 +56,9 @@ def classification_report(labels: np.ndarray, predictions: np.ndarray,
     per_class = [{"class": name, "precision": float(p), "recall": float(r), "f1": float(f),
                   "support": int(s)}
                  for name, p, r, f, s in zip(class_names, precision, recall, f1, support, strict=True)]
-    return {"accuracy": float(true_pos.sum() / max(len(labels), 1)), "per_class": per_class,
+    return {"accuracy": float(true_pos.sum() / max(len(labels), 1)),
+            "accuracy_ci95": wilson_interval(int(true_pos.sum()), len(labels)),
+            "per_class": per_class,
             "confusion_matrix": confusion.tolist()}
 
 
@@ -72,17 +86,31 @@ def ensemble_probabilities(run_dirs: list, images: np.ndarray,
     return total / len(run_dirs), cards
 
 
-def evaluate_runs(run_dirs: list, data_dir=None, plots_dir=None, tta: bool = False) -> dict:
-    """Evaluate one run, or an ensemble of runs (probabilities averaged), on the test split,
-    optionally with test-time augmentation.
+def test_dataset(run_dirs: list, dataset: str | None = None) -> str:
+    """The dataset to test runs on: the one they were trained on, or `dataset` if its classes
+    are the ones they learnt (e.g. another registered digits dataset)."""
+    trained_on = {read_card(r)["data"]["dataset"] for r in run_dirs}
+    if dataset is None:
+        if len(trained_on) != 1:
+            raise RunDirError(f"runs were trained on different datasets "
+                              f"({', '.join(sorted(trained_on))}): evaluate them separately")
+        return trained_on.pop()
+    classes = get_dataset(dataset).classes
+    for name in trained_on:
+        if get_dataset(name).classes != classes:
+            raise RunDirError(f"a model trained on {name} cannot be tested on {dataset}: "
+                              "their classes differ")
+    return dataset
+
+
+def evaluate_runs(run_dirs: list, data_dir=None, plots_dir=None, tta: bool = False,
+                  dataset: str | None = None) -> dict:
+    """Evaluate one run, or an ensemble of runs (probabilities averaged), on the test split of
+    their dataset (or `dataset`), optionally with test-time augmentation.
 
     Plots go to `plots_dir` (default: the run directory for a single run, none for an ensemble).
     """
-    datasets = {read_card(r)["data"]["dataset"] for r in run_dirs}
-    if len(datasets) != 1:
-        raise RunDirError(f"runs were trained on different datasets ({', '.join(datasets)}): "
-                          "an ensemble needs one")
-    dataset = datasets.pop()
+    dataset = test_dataset(run_dirs, dataset)
     images, labels = load_split(dataset, "test", data_dir)
     probabilities, cards = ensemble_probabilities(run_dirs, images, tta)
     predictions = probabilities.argmax(1)
@@ -93,59 +121,10 @@ def evaluate_runs(run_dirs: list, data_dir=None, plots_dir=None, tta: bool = Fal
     plots_dir = plots_dir or (run_dirs[0] if len(run_dirs) == 1 else None)
     if plots_dir is not None:
         report["plots"] = {
-            "confusion_matrix": str(plot_confusion(report["confusion_matrix"], classes,
-                                                   Path(plots_dir) / "confusion_matrix.png")),
-            "misclassified": str(plot_misclassified(images, labels, probabilities, classes,
-                                                    Path(plots_dir) / "misclassified.png")),
+            "confusion_matrix": str(save_png(confusion_figure(report["confusion_matrix"], classes),
+                                             Path(plots_dir) / "confusion_matrix.png")),
+            "misclassified": str(save_png(misclassified_figure(images, labels, probabilities,
+                                                               classes),
+                                          Path(plots_dir) / "misclassified.png")),
         }
     return report
-
-
-def _figure(**options):
-    """A matplotlib Figure drawn off-screen (no pyplot: the caller's backend is left alone)."""
-    from matplotlib.figure import Figure
-
-    return Figure(**options)
-
-
-def _save_figure(fig, path: Path) -> Path:
-    with atomic_write(path) as f:
-        fig.savefig(f, format="png", dpi=100, bbox_inches="tight")
-    return path
-
-
-def plot_confusion(confusion: list[list[int]], classes, path: Path) -> Path:
-    """Confusion matrix heat map with counts, saved as PNG."""
-    matrix = np.asarray(confusion)
-    fig = _figure(figsize=(7, 6))
-    ax = fig.subplots()
-    ax.imshow(np.log1p(matrix), cmap="Blues")
-    for (i, j), count in np.ndenumerate(matrix):
-        ax.text(j, i, str(count), ha="center", va="center", fontsize=7,
-                color="white" if i == j else "black")
-    ax.set(xticks=range(len(classes)), yticks=range(len(classes)), xlabel="predicted",
-           ylabel="true", title="Confusion matrix (test set)")
-    ax.set_xticklabels(classes, rotation=45, ha="right")
-    ax.set_yticklabels(classes)
-    return _save_figure(fig, path)
-
-
-def plot_misclassified(images: np.ndarray, labels: np.ndarray, probabilities: np.ndarray,
-                       classes, path: Path, limit: int = 36) -> Path:
-    """Gallery of misclassified images, most confident mistakes first, saved as PNG."""
-    predictions = probabilities.argmax(1)
-    wrong = np.flatnonzero(predictions != labels)
-    wrong = wrong[np.argsort(-probabilities[wrong, predictions[wrong]])][:limit]
-    cols = 6
-    rows = max(1, math.ceil(len(wrong) / cols))
-    fig = _figure(figsize=(cols * 1.6, rows * 1.9))
-    axes = fig.subplots(rows, cols, squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, i in zip(axes.flat, wrong, strict=False):
-        ax.imshow(images[i], cmap="gray_r")
-        ax.set_title(f"true {classes[labels[i]]}\npred {classes[predictions[i]]} "
-                     f"{probabilities[i, predictions[i]]:.0%}", fontsize=7)
-    fig.suptitle(f"{len(np.flatnonzero(predictions != labels))} misclassified "
-                 "(most confident first)")
-    return _save_figure(fig, path)
