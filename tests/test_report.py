@@ -19,6 +19,7 @@ import torch
 from digitrec.calibration import softmax
 from digitrec.checkpoint import load_model, read_card
 from digitrec.evaluate import predict_logits
+from digitrec.export import export_run
 from digitrec.predict import Predictor
 from digitrec.report import build_report
 from digitrec.train import recipe, train
@@ -115,15 +116,21 @@ def test_baseline_accuracy_falls_as_rotation_grows(comparison: tuple[dict, Path]
     assert inversion[1] < inversion[0]
 
 
-def test_predictors_use_the_fitted_temperature(zoo: list[Path], mnist_test):
+def test_predictors_use_the_fitted_temperature(zoo: list[Path], mnist_test, data_root: Path,
+                                              tmp_path: Path):
+    """Run directory (PyTorch) and exported ONNX file alike: softmax(logits / temperature)."""
     run = zoo[1]
     temperature = read_card(run)["calibration"]["temperature"]
     assert temperature != pytest.approx(1.0, abs=0.01)
     images = mnist_test[0][:8]
     model, _ = load_model(run)
     logits = predict_logits(model, torch.from_numpy(images).unsqueeze(1)).numpy()
-    probabilities = [p.probabilities for p in Predictor(run).classify(images / np.float32(255))]
-    np.testing.assert_allclose(probabilities, softmax(logits, temperature), atol=1e-5)
+    onnx_file = tmp_path / "fast.onnx"
+    export_run(run, onnx_file, data_dir=data_root, log=lambda *_: None)
+    for source in (run, onnx_file):
+        answers = Predictor(source).classify(images / np.float32(255))
+        np.testing.assert_allclose([a.probabilities for a in answers],
+                                   softmax(logits, temperature), atol=1e-4)
 
 
 def digitrec(*args: str) -> subprocess.CompletedProcess:

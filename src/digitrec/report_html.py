@@ -73,18 +73,19 @@ def interval(section: dict) -> str:
 
 
 def comparison(report: dict) -> str:
-    """Runs side by side: accuracy, size, speed, calibration, robustness; and their ensemble."""
+    """Runs side by side: accuracy, size, speed and calibration; robustness; their ensemble."""
     runs = report["runs"]
-    names = list(runs[0]["robustness_summary"])
     rows = [[r["name"], r["model"], interval(r), f"{r['size']['parameters']:,}",
              f"{r['size']['weights_bytes'] / 1e6:.2f} MB", f"{r['speed']['images_per_s']:,.0f}",
              f"{r['speed']['latency_ms']:.2f}", percent(r["calibration"]["before"]["ece"]),
-             percent((r["calibration"]["after"] or {}).get("ece")),
-             *(percent(r["robustness_summary"][n], 1) for n in names)] for r in runs]
+             percent((r["calibration"]["after"] or {}).get("ece"))] for r in runs]
     header = ["run", "model", "accuracy", "parameters", "weights", "img/s (batch 256)",
-              "latency (ms)", "ECE", "ECE (calibrated)",
-              *(f"{n.replace('_', ' ')} (mean)" for n in names)]
-    parts = ["<h2>Comparison</h2>", table(header, rows)]
+              "latency (ms)", "ECE", "ECE (calibrated)"]
+    names = list(runs[0]["robustness_summary"])
+    robust = [[r["name"], *(percent(r["robustness_summary"][n], 1) for n in names)] for r in runs]
+    parts = ["<h2>Comparison</h2>", table(header, rows),
+             "<p>Robustness: mean accuracy over each perturbation's damaging levels.</p>",
+             table(["run", *(n.replace("_", " ") for n in names)], robust)]
     if "ensemble" in report:
         e = report["ensemble"]
         parts.append(f"<p>Ensemble of all {e['members']} runs (mean calibrated probabilities): "
@@ -178,9 +179,10 @@ def render(report: dict, images: np.ndarray) -> str:
     for run in runs:
         wrong = sum(sum(row) - row[i] for i, row in enumerate(run["confusion_matrix"]))
         body.append(run_html(run, report["classes"], images, wrong))
+    content = "\n".join(body)
     return ('<!DOCTYPE html>\n<html xmlns="http://www.w3.org/1999/xhtml" lang="en"><head>'
             f'<meta charset="utf-8"/><title>{escape(title)}</title><style>{STYLE}</style>'
-            f'</head><body>\n{chr(10).join(body)}\n</body></html>\n')
+            f"</head><body>\n{content}\n</body></html>\n")
 
 
 def write_html(path: Path, report: dict, images: np.ndarray) -> None:

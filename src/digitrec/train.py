@@ -519,6 +519,9 @@ def _train(session: Session, run_dir: Path, data_dir, state: dict | None, log,
         card["distributed"] = {"processes": cluster.world, "backend": dist.get_backend(),
                                "global_batch": config.batch_size * cluster.world, "lr": session.lr}
     save_run(run_dir, session.evaluated, card)
+    if "calibration" in card:
+        log(f"temperature {card['calibration']['temperature']:.3f} (fitted on the "
+            f"{len(data['val'])} validation images: predicted probabilities are divided by it)")
     log(f"test accuracy {test_accuracy:.2%} (loss {test_loss:.4f}); run saved in {run_dir}")
     return card
 
