@@ -170,3 +170,15 @@ def test_evaluate_refuses_bad_options_clearly(zoo: list[Path], data_root: Path, 
     result = digitrec("evaluate", str(zoo[0]), *args, "--data-dir", str(data_root))
     assert result.returncode == 1 and message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_run_without_held_out_images_is_reported_uncalibrated(trained_run, data_root: Path,
+                                                              tmp_path: Path):
+    run, card = trained_run
+    assert "calibration" not in card  # the accurate recipe trains on every training image
+    report = build_report([run], tmp_path, data_root, robustness_images=200)
+    calibration = report["runs"][0]["calibration"]
+    assert calibration["temperature"] == 1.0 and calibration["after"] is None
+    assert "ensemble" not in report
+    text = "".join(parse_html(tmp_path / "report.html").itertext())
+    assert "No temperature" in text and "Comparison" not in text

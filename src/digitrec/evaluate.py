@@ -86,7 +86,7 @@ def ensemble_probabilities(run_dirs: list, images: np.ndarray,
     return total / len(run_dirs), cards
 
 
-def test_dataset(run_dirs: list, dataset: str | None = None) -> str:
+def evaluation_dataset(run_dirs: list, dataset: str | None = None) -> str:
     """The dataset to test runs on: the one they were trained on, or `dataset` if its classes
     are the ones they learnt (e.g. another registered digits dataset)."""
     trained_on = {read_card(r)["data"]["dataset"] for r in run_dirs}
@@ -110,7 +110,7 @@ def evaluate_runs(run_dirs: list, data_dir=None, plots_dir=None, tta: bool = Fal
 
     Plots go to `plots_dir` (default: the run directory for a single run, none for an ensemble).
     """
-    dataset = test_dataset(run_dirs, dataset)
+    dataset = evaluation_dataset(run_dirs, dataset)
     images, labels = load_split(dataset, "test", data_dir)
     probabilities, cards = ensemble_probabilities(run_dirs, images, tta)
     predictions = probabilities.argmax(1)

@@ -20,7 +20,7 @@ from . import __version__
 from .calibration import card_temperature, negative_log_likelihood, reliability, softmax
 from .checkpoint import METRICS, WEIGHTS, load_model, read_jsonl, write_json
 from .data import get_dataset, load_split
-from .evaluate import classification_report, predict_logits, test_dataset
+from .evaluate import classification_report, evaluation_dataset, predict_logits
 from .robustness import robustness_sweep
 
 SPEED_BATCH = 256
@@ -124,7 +124,7 @@ def build_report(run_dirs: list, out_dir, data_dir=None, dataset: str | None = N
     returns the report. `robustness_images` limits the sweep to the first N test images."""
     from .report_html import write_html
 
-    dataset = test_dataset(run_dirs, dataset)
+    dataset = evaluation_dataset(run_dirs, dataset)
     images, labels = load_split(dataset, "test", data_dir)
     classes = get_dataset(dataset).classes
     limit = robustness_images or len(labels)
