@@ -16,9 +16,10 @@ import numpy as np
 import pytest
 import torch
 
+from digitrec import data
 from digitrec.calibration import softmax
 from digitrec.checkpoint import load_model, read_card
-from digitrec.evaluate import predict_logits
+from digitrec.evaluate import evaluate_runs, predict_logits
 from digitrec.export import export_run
 from digitrec.predict import Predictor
 from digitrec.report import build_report
@@ -182,3 +183,22 @@ def test_run_without_held_out_images_is_reported_uncalibrated(trained_run, data_
     assert "ensemble" not in report
     text = "".join(parse_html(tmp_path / "report.html").itertext())
     assert "No temperature" in text and "Comparison" not in text
+
+
+def test_runs_can_be_tested_on_another_registered_dataset_with_their_classes(
+        zoo: list[Path], data_root: Path, tmp_path: Path):
+    """A new IDX dataset is one `register_dataset` call; here, a second copy of MNIST's
+    test files under another name."""
+    spec = data.DATASETS["mnist"]
+    copy = tmp_path / "digits-copy"
+    copy.mkdir()
+    for name in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        (copy / f"{name}.gz").symlink_to(data_root / "mnist" / f"{name}.gz")
+    data.register_dataset(data.DatasetSpec(name="digits-copy", classes=spec.classes, mirrors=(),
+                                           sha256=spec.sha256, torchvision_name="DigitsCopy"))
+    try:
+        report = evaluate_runs(zoo[:1], data_dir=tmp_path, dataset="digits-copy")
+    finally:
+        del data.DATASETS["digits-copy"]
+    assert report["dataset"] == "digits-copy"
+    assert report["accuracy"] == read_card(zoo[0])["metrics"]["test_accuracy"]
