@@ -35,6 +35,15 @@ def cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def torch_installed() -> bool:
+    """Whether torch can be imported, without importing it (a broken import of digitrec's own
+    training code then fails loudly instead of looking like a light install)."""
+    try:
+        return importlib.util.find_spec("torch") is not None
+    except ImportError:  # an import hook that refuses torch
+        return False
+
+
 def require_torch(*others: str) -> None:
     """Fail with an install hint where the light install (no torch) meets a torch command."""
     for module in ("torch", *others):
@@ -318,7 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--nproc", type=int, default=1, metavar="N",
                        help="train with N processes on this machine (runs torchrun; "
                             "DistributedDataParallel: gloo on CPU, nccl on CUDA)")
-    if importlib.util.find_spec("torch"):  # light install: no flags; `digitrec train` says why
+    if torch_installed():  # light install: no flags, and `digitrec train` says what to add
         add_config_flags(train)
     train.set_defaults(run=cmd_train)
 
