@@ -36,12 +36,24 @@ def test_fit_temperature_recovers_the_temperature_that_made_the_labels():
     assert negative_log_likelihood(logits, labels, fitted) < negative_log_likelihood(logits, labels)
 
 
+def test_no_temperature_where_the_held_out_images_hold_no_mistakes():
+    logits = np.eye(10)[np.arange(100) % 10] * 5.0
+    labels = np.arange(100) % 10
+    assert fit_temperature(logits, labels) is None  # the NLL falls forever as T shrinks
+    assert fit_temperature(logits[:0], labels[:0]) is None
+    labels[0] = 3  # one mistake bounds it
+    assert fit_temperature(logits, labels) is not None
+
+
 def test_softmax_with_temperature_keeps_the_ranking():
     logits = np.array([[2.0, 1.0, 0.0]])
     sharp, soft = softmax(logits, 0.5), softmax(logits, 2.0)
     assert sharp.sum() == pytest.approx(1) and soft.sum() == pytest.approx(1)
     assert sharp[0, 0] > softmax(logits)[0, 0] > soft[0, 0]
-    assert card_temperature({}) == 1.0 and card_temperature({"calibration": {"temperature": 0.7}}) == 0.7
+    assert card_temperature({"calibration": {"temperature": 0.7}}) == 0.7
+    for foreign in ({}, "a card from another tool", {"calibration": "x"},
+                    {"calibration": {"temperature": -1}}):
+        assert card_temperature(foreign) == 1.0
 
 
 def test_reliability_table_and_expected_calibration_error():
@@ -55,9 +67,10 @@ def test_reliability_table_and_expected_calibration_error():
 
 
 def test_wilson_interval():
-    low, high = wilson_interval(9975, 10000)
-    assert low < 0.9975 < high and high - low == pytest.approx(0.0020, abs=2e-4)
-    assert wilson_interval(10, 10)[1] == 1.0 and wilson_interval(0, 10)[0] == 0.0
+    """Reference values of the Wilson score interval (not the normal approximation's)."""
+    assert wilson_interval(9975, 10000) == pytest.approx((0.996312, 0.998306), abs=1e-6)
+    assert wilson_interval(10, 10) == pytest.approx((0.722460, 1.0), abs=1e-6)
+    assert wilson_interval(0, 10) == pytest.approx((0.0, 0.277540), abs=1e-6)
 
 
 @pytest.fixture
@@ -84,10 +97,14 @@ def test_perturbations_do_what_they_say(stroke_image: torch.Tensor):
     noisy = gaussian_noise(stroke_image, 0.3)
     torch.testing.assert_close(noisy, gaussian_noise(stroke_image, 0.3))  # deterministic
     assert noisy.min() >= 0 and noisy.max() <= 1
-    rows = torch.arange(28.0).view(1, 1, 28, 1)
-    tall = rotate(stroke_image, 90)  # the vertical bar lies down: its row spread shrinks
-    assert (tall * (rows - 14) ** 2).sum() < (stroke_image * (rows - 14) ** 2).sum() / 4
-    cols = torch.arange(28.0).view(1, 1, 1, 28)
-    moved = translate(stroke_image, 4)  # image 0 moves 4 px right
-    centre = (moved[0] * cols).sum() / moved[0].sum()
-    assert centre.item() == pytest.approx(13 + 4, abs=0.05)
+    rows = torch.arange(28.0).view(1, 1, 28, 1) - 13.5
+    cols = torch.arange(28.0).view(1, 1, 1, 28) - 13.5
+    lying = rotate(stroke_image, 90)  # the vertical bar lies down: its row spread shrinks
+    assert (lying * rows**2).sum() < (stroke_image * rows**2).sum() / 4
+    tilted = rotate(stroke_image, 30)  # alternately each way: opposite slants
+    slant = (tilted * rows * cols).sum(dim=(1, 2, 3))
+    assert slant[0] * slant[1] < 0
+    moved = translate(stroke_image, 4)  # image 0 moves 4 px right, image 1 another way
+    centre = (moved * cols).sum(dim=(1, 2, 3)) / moved.sum(dim=(1, 2, 3))
+    assert centre[0].item() == pytest.approx(-0.5 + 4, abs=0.05)
+    assert abs(centre[1].item() + 0.5) < 4

@@ -22,7 +22,7 @@ from digitrec.checkpoint import load_model, read_card
 from digitrec.evaluate import evaluate_runs, predict_logits
 from digitrec.export import export_run
 from digitrec.predict import Predictor
-from digitrec.report import build_report
+from digitrec.report import build_report, run_names
 from digitrec.train import recipe, train
 
 SMALL = {"epochs": 1, "train_size": 8000, "val_size": 2000}
@@ -51,7 +51,7 @@ def comparison(zoo: list[Path], data_root: Path,
 
 def parse_html(path: Path) -> ET.Element:
     """The page parsed as XML: a strict check that the markup is well-formed."""
-    text = path.read_text()
+    text = path.read_text(encoding="utf-8")
     assert text.startswith("<!DOCTYPE html>")
     return ET.fromstring(text.split("\n", 1)[1])
 
@@ -84,21 +84,28 @@ def test_comparison_report_has_every_section(comparison: tuple[dict, Path]):
         low, high = run["accuracy_ci95"]
         assert low < run["accuracy"] < high
         assert run["accuracy"] == pytest.approx(run["card_test_accuracy"], abs=1e-4)
+        assert run["name"] == run["model"]
         assert run["curves"] and run["size"]["parameters"] > 0 and run["speed"]["images_per_s"] > 0
     assert report["ensemble"]["members"] == 3
 
 
-def test_misclassified_are_most_confident_first_with_top3(comparison: tuple[dict, Path]):
+def test_misclassified_are_the_most_confident_mistakes_with_top3(
+        comparison: tuple[dict, Path], zoo: list[Path], mnist_test):
     run = comparison[0]["runs"][0]
+    images, labels = mnist_test
+    model, card = load_model(zoo[0])
+    logits = predict_logits(model, torch.from_numpy(images).unsqueeze(1)).numpy()
+    probabilities = softmax(logits, card["calibration"]["temperature"])
+    wrong = np.flatnonzero(probabilities.argmax(1) != labels)
+    most_confident = wrong[np.argsort(-probabilities[wrong].max(1), kind="stable")][:48]
     mistakes = run["misclassified"]
-    assert mistakes and len(mistakes) <= 48
-    confidences = [m["confidence"] for m in mistakes]
-    assert confidences == sorted(confidences, reverse=True)
+    assert len(wrong) > 48 and [m["index"] for m in mistakes] == most_confident.tolist()
     for m in mistakes:
         assert m["label"] != m["prediction"] == m["top"][0]["class"] and len(m["top"]) == 3
+        assert m["confidence"] == m["top"][0]["probability"]
 
 
-def test_temperature_scaling_lowers_test_ece(comparison: tuple[dict, Path]):
+def test_temperature_scaling_does_not_worsen_test_calibration(comparison: tuple[dict, Path]):
     """The temperature is fitted on held-out training images; the test set is another
     held-out set, where the calibration error must not grow."""
     for run in comparison[0]["runs"]:
@@ -162,6 +169,7 @@ def test_fashion_mnist_end_to_end(data_root: Path, tmp_path: Path):
 @pytest.mark.parametrize("args, message", [
     (["--report", "R", "--tta"], "cannot be combined"),
     (["--report", "R", "--robustness-images", "0"], "at least 1"),
+    (["--robustness-images", "100"], "needs --report"),
     (["--dataset", "fashion-mnist"], "classes differ"),
     (["--dataset", "no-such-set"], "unknown dataset"),
 ])
@@ -201,4 +209,10 @@ def test_runs_can_be_tested_on_another_registered_dataset_with_their_classes(
     finally:
         del data.DATASETS["digits-copy"]
     assert report["dataset"] == "digits-copy"
-    assert report["accuracy"] == read_card(zoo[0])["metrics"]["test_accuracy"]
+    assert report["accuracy"] == pytest.approx(read_card(zoo[0])["metrics"]["test_accuracy"],
+                                               abs=1e-4)
+
+
+def test_run_names_are_short_and_distinct(tmp_path: Path):
+    runs = [tmp_path / "a" / "run", tmp_path / "b" / "run", tmp_path / "c", tmp_path / "c"]
+    assert run_names(runs) == ["a/run", "b/run", "c #1", "c #2"]

@@ -33,12 +33,18 @@ def negative_log_likelihood(logits: np.ndarray, labels: np.ndarray,
     return float(np.mean(log_norm - z[np.arange(len(labels)), labels]))
 
 
-def fit_temperature(logits: np.ndarray, labels: np.ndarray, tolerance: float = 1e-4) -> float:
-    """The temperature that minimises the NLL of held-out logits.
+def fit_temperature(logits: np.ndarray, labels: np.ndarray,
+                    tolerance: float = 1e-4) -> float | None:
+    """The temperature that minimises the NLL of held-out logits, or None when the images do
+    not determine one (none held out, or no mistakes among them: the NLL then keeps falling as
+    T shrinks, and a temperature at the end of TEMPERATURE_RANGE would make every answer
+    look certain).
 
     The NLL is convex in 1/T, so a golden-section search over log T in TEMPERATURE_RANGE
     finds the minimum without gradients.
     """
+    if len(labels) == 0 or (np.asarray(logits).argmax(1) == labels).all():
+        return None
     def nll(log_t: float) -> float:
         return negative_log_likelihood(logits, labels, math.exp(log_t))
 
@@ -55,7 +61,9 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray, tolerance: float = 1
             lo, a, fa = a, b, fb
             b = lo + ratio * (hi - lo)
             fb = nll(b)
-    return math.exp((lo + hi) / 2)
+    temperature = math.exp((lo + hi) / 2)
+    low, high = TEMPERATURE_RANGE
+    return None if not 1.01 * low < temperature < high / 1.01 else temperature
 
 
 def reliability(probabilities: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> dict:
@@ -75,5 +83,10 @@ def reliability(probabilities: np.ndarray, labels: np.ndarray, bins: int = ECE_B
 
 
 def card_temperature(card: dict) -> float:
-    """The temperature a model card stores (1.0: the run had no held-out images to fit one)."""
-    return float(card.get("calibration", {}).get("temperature", 1.0))
+    """The temperature a model card stores (1.0 when it has none: no held-out images to fit
+    one, an older run, or a card from another tool)."""
+    calibration = card.get("calibration") if isinstance(card, dict) else None
+    if not isinstance(calibration, dict):
+        return 1.0
+    temperature = calibration.get("temperature")
+    return float(temperature) if isinstance(temperature, (int, float)) and temperature > 0 else 1.0

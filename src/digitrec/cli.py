@@ -137,6 +137,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     require_torch("matplotlib")
     if args.report:
         return write_report(args)
+    if args.robustness_images is not None:
+        raise DigitrecError("--robustness-images needs --report")
     from .evaluate import evaluate_runs
 
     report = evaluate_runs(args.run_dirs, data_dir=args.data_dir, plots_dir=args.plots_dir,
@@ -414,12 +416,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return 130
-    except OSError as e:  # unwritable output directory, full disk, ...
-        print(f"digitrec {args.command}: error: {e}", file=sys.stderr)
-        return 1
     except BrokenPipeError:  # output piped into a command that stopped reading (e.g. head)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    except OSError as e:  # unwritable output directory, full disk, ...
+        print(f"digitrec {args.command}: error: {e}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .calibration import card_temperature
 from .checkpoint import load_model, read_card
 from .data import get_dataset, load_split
 from .errors import RunDirError
@@ -65,22 +66,26 @@ def classification_report(labels: np.ndarray, predictions: np.ndarray,
 TTA_SHIFTS = ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1))  # (down, right) in pixels
 
 
-def tta_probabilities(model: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
-    """Test-time augmentation: mean softmax over the images and their one-pixel shifts."""
+def tta_probabilities(model: torch.nn.Module, images: torch.Tensor,
+                      temperature: float = 1.0) -> torch.Tensor:
+    """Test-time augmentation: mean softmax (of logits / temperature) over the images and
+    their one-pixel shifts."""
     views = [torch.roll(images, shifts=shift, dims=(2, 3)) for shift in TTA_SHIFTS]
-    return torch.stack([predict_logits(model, v).softmax(1) for v in views]).mean(0)
+    return torch.stack([(predict_logits(model, v) / temperature).softmax(1)
+                        for v in views]).mean(0)
 
 
 def ensemble_probabilities(run_dirs: list, images: np.ndarray,
                            tta: bool = False) -> tuple[np.ndarray, list[dict]]:
-    """Mean softmax probabilities of several runs' models (each with test-time augmentation
-    if `tta`), and each run's card."""
+    """Mean probabilities of several runs' models, each with its own temperature (and
+    test-time augmentation if `tta`), and each run's card."""
     x = torch.from_numpy(images).unsqueeze(1)
     total, cards = None, []
     for run_dir in run_dirs:
         model, card = load_model(run_dir)
-        probabilities = (tta_probabilities(model, x) if tta
-                         else predict_logits(model, x).softmax(1)).numpy()
+        temperature = card_temperature(card)
+        probabilities = (tta_probabilities(model, x, temperature) if tta
+                         else (predict_logits(model, x) / temperature).softmax(1)).numpy()
         total = probabilities if total is None else total + probabilities
         cards.append(card)
     return total / len(run_dirs), cards

@@ -33,6 +33,12 @@ def save_png(fig, path: Path) -> Path:
     return path
 
 
+def legend_label(text: str) -> str:
+    """Text shown as-is in a legend: no mathtext from `$`, not hidden by a leading `_`."""
+    text = text.replace("$", r"\$")
+    return f" {text}" if text.startswith("_") else text
+
+
 def confusion_figure(confusion: list[list[int]], classes):
     """Confusion matrix heat map with counts."""
     matrix = np.asarray(confusion)
@@ -96,9 +102,9 @@ def reliability_figure(curves: dict[str, dict]):
     for label, table in curves.items():
         filled = [b for b in table["bins"] if b["count"]]
         ax.plot([b["confidence"] for b in filled], [b["accuracy"] for b in filled], marker="o",
-                label=f"{label} (ECE {table['ece']:.2%})")
+                label=legend_label(f"{label} (ECE {table['ece']:.2%})"))
         count_ax.plot([(b["lower"] + b["upper"]) / 2 for b in table["bins"]],
-                      [b["count"] for b in table["bins"]], marker=".", label=label)
+                      [b["count"] for b in table["bins"]], marker=".", label=legend_label(label))
     ax.set(xlabel="confidence", ylabel="accuracy", title="Reliability", xlim=(0, 1), ylim=(0, 1))
     count_ax.set(xlabel="confidence", ylabel="images", yscale="symlog",
                  title="Images per confidence bin")
@@ -121,7 +127,7 @@ def robustness_figure(sweeps: dict[str, dict]):
     for ax, name in zip(axes.flat, names, strict=False):
         for label, sweep in sweeps.items():
             ax.plot(sweep[name]["levels"], [100 * a for a in sweep[name]["accuracy"]],
-                    marker="o", label=label)
+                    marker="o", label=legend_label(label))
         unit = next(iter(sweeps.values()))[name]["unit"]
         ax.set(title=name.replace("_", " "), xlabel=unit, ylabel="accuracy (%)", ylim=(0, 100))
         ax.grid(alpha=0.3)

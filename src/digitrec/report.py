@@ -20,6 +20,7 @@ from . import __version__
 from .calibration import card_temperature, negative_log_likelihood, reliability, softmax
 from .checkpoint import METRICS, WEIGHTS, load_model, read_jsonl, write_json
 from .data import get_dataset, load_split
+from .errors import ConfigError, RunDirError
 from .evaluate import classification_report, evaluation_dataset, predict_logits
 from .robustness import robustness_sweep
 
@@ -31,7 +32,7 @@ TOP_K = 3
 def inference_speed(model: torch.nn.Module, images: torch.Tensor,
                     seconds: float = SPEED_SECONDS) -> dict:
     """Eager PyTorch on this machine: images/s at batch SPEED_BATCH and the median latency of
-    one image, each measured for about `seconds`."""
+    one image, measured for about `seconds` in all."""
     batch = images[:SPEED_BATCH]
     predict_logits(model, batch)  # warm-up
     start, calls = time.perf_counter(), 0
@@ -64,12 +65,13 @@ def misclassified_examples(probabilities: np.ndarray, labels: np.ndarray, classe
 
 def calibration_section(card: dict, logits: np.ndarray, labels: np.ndarray) -> dict:
     """Test-set calibration without and with the temperature the run fitted on held-out
-    training images (`after` is None when the run held none out)."""
-    fitted = card.get("calibration")
+    training images (`after` is None when the run has no temperature)."""
     temperature = card_temperature(card)
-    return {"temperature": temperature,
-            "fitted_on": (f"{fitted['fitted_on']} ({fitted['images']} training images held out)"
-                          if fitted else None),
+    fitted = temperature != 1.0
+    held_out = card.get("data", {}).get("val_images", 0)
+    return {"temperature": temperature, "held_out_images": held_out,
+            "fitted_on": (f"{card['calibration'].get('fitted_on', 'held-out images')} "
+                          f"({held_out} training images held out)" if fitted else None),
             "nll_before": negative_log_likelihood(logits, labels),
             "nll_after": negative_log_likelihood(logits, labels, temperature) if fitted else None,
             "before": reliability(softmax(logits), labels),
@@ -83,7 +85,31 @@ def robustness_summary(sweep: dict) -> dict[str, float]:
             for name, s in sweep.items()}
 
 
-def run_section(run_dir: Path, images: np.ndarray, labels: np.ndarray, classes,
+def run_names(run_dirs: list) -> list[str]:
+    """Short, distinct names for runs: the directory name, with its parent's where two
+    directories share a name."""
+    paths = [Path(r).resolve() for r in run_dirs]
+    names = [p.name or str(p) for p in paths]
+    longer = [f"{p.parent.name}/{n}" for p, n in zip(paths, names, strict=True)]
+    names = [long if names.count(n) > 1 and longer.count(long) == 1 else n
+             for n, long in zip(names, longer, strict=True)]
+    return [n if names.count(n) == 1 else f"{n} #{names[:i + 1].count(n)}"
+            for i, n in enumerate(names)]
+
+
+def card_facts(run_dir: Path, card: dict) -> dict:
+    """What the report quotes from a model card, with a clear error for a foreign card."""
+    try:
+        return {"model": card["model"], "trained_on": card["data"]["dataset"],
+                "train_images": card["data"].get("train_images"),
+                "epochs": card.get("config", {}).get("epochs"),
+                "train_seconds": card.get("train_seconds"), "command": card.get("command"),
+                "card_test_accuracy": card.get("metrics", {}).get("test_accuracy")}
+    except (KeyError, TypeError, AttributeError) as e:
+        raise RunDirError(f"{run_dir}: its card.json lacks what a report needs ({e})") from None
+
+
+def run_section(run_dir: Path, name: str, images: np.ndarray, labels: np.ndarray, classes,
                 robustness_images: int, misclassified: int) -> tuple[dict, np.ndarray]:
     """Everything the report says about one run, and its calibrated test probabilities."""
     model, card = load_model(run_dir)
@@ -93,10 +119,7 @@ def run_section(run_dir: Path, images: np.ndarray, labels: np.ndarray, classes,
     sweep = robustness_sweep(lambda batch: predict_logits(model, batch).argmax(1),
                              x[:robustness_images], torch.from_numpy(labels[:robustness_images]))
     section = {
-        "run": str(run_dir), "name": Path(run_dir).name, "model": card["model"],
-        "trained_on": card["data"]["dataset"], "train_images": card["data"]["train_images"],
-        "epochs": card["config"]["epochs"], "train_seconds": card.get("train_seconds"),
-        "command": card.get("command"), "card_test_accuracy": card["metrics"]["test_accuracy"],
+        "run": str(run_dir), "name": name, **card_facts(run_dir, card),
         **classification_report(labels, probabilities.argmax(1), classes),
         "calibration": calibration_section(card, logits, labels),
         "misclassified": misclassified_examples(probabilities, labels, classes, misclassified),
@@ -111,7 +134,8 @@ def run_section(run_dir: Path, images: np.ndarray, labels: np.ndarray, classes,
 
 
 def ensemble_section(probabilities: list[np.ndarray], labels: np.ndarray, classes) -> dict:
-    """Accuracy and calibration of the runs' mean (calibrated) probabilities."""
+    """Accuracy and calibration of the runs' mean probabilities (each run's with its own
+    temperature, where it has one)."""
     mean = np.mean(probabilities, axis=0)
     report = classification_report(labels, mean.argmax(1), classes)
     return {"members": len(probabilities), "accuracy": report["accuracy"],
@@ -124,12 +148,16 @@ def build_report(run_dirs: list, out_dir, data_dir=None, dataset: str | None = N
     returns the report. `robustness_images` limits the sweep to the first N test images."""
     from .report_html import write_html
 
+    if robustness_images is not None and robustness_images < 1:
+        raise ConfigError("robustness_images must be at least 1")
     dataset = evaluation_dataset(run_dirs, dataset)
     images, labels = load_split(dataset, "test", data_dir)
     classes = get_dataset(dataset).classes
     limit = robustness_images or len(labels)
-    sections, probabilities = zip(*(run_section(Path(r), images, labels, classes, limit,
-                                                misclassified) for r in run_dirs), strict=True)
+    sections, probabilities = zip(*(run_section(Path(r), name, images, labels, classes, limit,
+                                                misclassified)
+                                    for r, name in zip(run_dirs, run_names(run_dirs),
+                                                       strict=True)), strict=True)
     report = {"digitrec_version": __version__, "created": time.strftime("%Y-%m-%d %H:%M:%S"),
               "dataset": dataset, "classes": list(classes), "test_images": len(labels),
               "runs": list(sections)}

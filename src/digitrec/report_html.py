@@ -79,7 +79,7 @@ def comparison(report: dict) -> str:
              f"{r['size']['weights_bytes'] / 1e6:.2f} MB", f"{r['speed']['images_per_s']:,.0f}",
              f"{r['speed']['latency_ms']:.2f}", percent(r["calibration"]["before"]["ece"]),
              percent((r["calibration"]["after"] or {}).get("ece"))] for r in runs]
-    header = ["run", "model", "accuracy", "parameters", "weights", "img/s (batch 256)",
+    header = ["run", "model", "accuracy", "parameters", "weights", "img/s (batched)",
               "latency (ms)", "ECE", "ECE (calibrated)"]
     names = list(runs[0]["robustness_summary"])
     robust = [[r["name"], *(percent(r["robustness_summary"][n], 1) for n in names)] for r in runs]
@@ -88,22 +88,27 @@ def comparison(report: dict) -> str:
              table(["run", *(n.replace("_", " ") for n in names)], robust)]
     if "ensemble" in report:
         e = report["ensemble"]
-        parts.append(f"<p>Ensemble of all {e['members']} runs (mean calibrated probabilities): "
+        parts.append(f"<p>Ensemble of all {e['members']} runs (mean probabilities, each run's "
+                     "with its temperature where it has one): "
                      f"accuracy {escape(interval(e))}, ECE {percent(e['ece'])}.</p>")
     parts.append(plot(robustness_figure({r["name"]: r["robustness"] for r in runs}),
                       "robustness of every run"))
-    parts.append(plot(reliability_figure({r["name"]: r["calibration"]["after"]
-                                          or r["calibration"]["before"] for r in runs}),
-                      "reliability of every run"))
+    parts.append(plot(reliability_figure({
+        f"{r['name']} ({'temperature-scaled' if r['calibration']['after'] else 'no temperature'})":
+        r["calibration"]["after"] or r["calibration"]["before"] for r in runs}),
+        "reliability of every run"))
     return "\n".join(parts)
 
 
 def calibration_html(calibration: dict) -> str:
     """Temperature, ECE and NLL before and after, and the reliability diagram."""
     if calibration["after"] is None:
-        note = ("<p>No temperature: this run trained on every training image, so none were "
-                "held out to fit one (train with <code>--val-size N</code> to hold some out). "
-                f"Test ECE {percent(calibration['before']['ece'])}.</p>")
+        why = ("its validation images did not determine one (no mistakes among them), or the "
+               "run predates temperature fitting" if calibration["held_out_images"] else
+               "this run trained on every training image, so none were held out to fit one "
+               "(train with <code>--val-size N</code> to hold some out)")
+        note = (f"<p>No temperature: {why}. Test ECE "
+                f"{percent(calibration['before']['ece'])}.</p>")
         curves = {"uncalibrated": calibration["before"]}
     else:
         note = (f"<p>Temperature {calibration['temperature']:.3f}, fitted on the "
@@ -116,7 +121,7 @@ def calibration_html(calibration: dict) -> str:
 
 
 def robustness_html(run: dict) -> str:
-    """The sweep as a plot and one table per perturbation row."""
+    """The sweep as a plot and a table with a row per perturbation."""
     rows = [[name.replace("_", " "), s["unit"],
              ", ".join(f"{level:g}: {percent(a, 1)}" for level, a in zip(s["levels"], s["accuracy"],
                                                                           strict=True))]

@@ -412,12 +412,14 @@ def score(model, data: Tensors) -> tuple[float, float]:
     return F.cross_entropy(logits, labels).item(), correct / len(labels)
 
 
-def calibrate(model, data: Tensors) -> dict:
+def calibrate(model, data: Tensors) -> dict | None:
     """Temperature scaling fitted on held-out images (the validation split); predictors
-    divide the logits by it."""
+    divide the logits by it. None when those images do not determine a temperature."""
     logits = predict_logits(model, data.images).cpu().numpy()
     labels = data.labels.cpu().numpy()
     temperature = fit_temperature(logits, labels)
+    if temperature is None:
+        return None
     return {"temperature": temperature, "fitted_on": "validation split", "images": len(labels),
             "nll_before": negative_log_likelihood(logits, labels),
             "nll_after": negative_log_likelihood(logits, labels, temperature)}
@@ -513,15 +515,19 @@ def _train(session: Session, run_dir: Path, data_dir, state: dict | None, log,
                      "val_images": len(data["val"]) if "val" in data else 0},
             "metrics": metrics, "train_seconds": round(elapsed, 2), "device": str(device),
             "versions": versions(), "command": train_command(config)}
-    if "val" in data:
-        card["calibration"] = calibrate(session.evaluated, data["val"])
+    calibration = calibrate(session.evaluated, data["val"]) if "val" in data else None
+    if calibration is not None:
+        card["calibration"] = calibration
     if cluster.world > 1:
         card["distributed"] = {"processes": cluster.world, "backend": dist.get_backend(),
                                "global_batch": config.batch_size * cluster.world, "lr": session.lr}
     save_run(run_dir, session.evaluated, card)
-    if "calibration" in card:
-        log(f"temperature {card['calibration']['temperature']:.3f} (fitted on the "
-            f"{len(data['val'])} validation images: predicted probabilities are divided by it)")
+    if calibration is not None:
+        log(f"temperature {calibration['temperature']:.3f} (fitted on the {len(data['val'])} "
+            "validation images: predictors divide the logits by it)")
+    elif "val" in data:
+        log("no temperature: the validation images hold no mistakes to fit one on "
+            "(a larger --val-size helps)")
     log(f"test accuracy {test_accuracy:.2%} (loss {test_loss:.4f}); run saved in {run_dir}")
     return card
 
