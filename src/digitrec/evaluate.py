@@ -63,6 +63,13 @@ def classification_report(labels: np.ndarray, predictions: np.ndarray,
             "confusion_matrix": confusion.tolist()}
 
 
+def mistakes_by_confidence(probabilities: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Indices of the misclassified images, the most confident mistake first."""
+    predictions = probabilities.argmax(1)
+    wrong = np.flatnonzero(predictions != labels)
+    return wrong[np.argsort(-probabilities[wrong, predictions[wrong]], kind="stable")]
+
+
 TTA_SHIFTS = ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1))  # (down, right) in pixels
 
 
@@ -128,8 +135,9 @@ def evaluate_runs(run_dirs: list, data_dir=None, plots_dir=None, tta: bool = Fal
         report["plots"] = {
             "confusion_matrix": str(save_png(confusion_figure(report["confusion_matrix"], classes),
                                              Path(plots_dir) / "confusion_matrix.png")),
-            "misclassified": str(save_png(misclassified_figure(images, labels, probabilities,
-                                                               classes),
-                                          Path(plots_dir) / "misclassified.png")),
+            "misclassified": str(save_png(
+                misclassified_figure(images, labels, probabilities, classes,
+                                     mistakes_by_confidence(probabilities, labels)),
+                Path(plots_dir) / "misclassified.png")),
         }
     return report

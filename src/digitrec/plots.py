@@ -56,11 +56,11 @@ def confusion_figure(confusion: list[list[int]], classes):
 
 
 def misclassified_figure(images: np.ndarray, labels: np.ndarray, probabilities: np.ndarray,
-                         classes, limit: int = 36):
-    """Gallery of misclassified images, most confident mistakes first."""
+                         classes, mistakes: np.ndarray, limit: int = 36):
+    """Gallery of the first `limit` misclassified images (`mistakes`: their indices, most
+    confident first)."""
     predictions = probabilities.argmax(1)
-    wrong = np.flatnonzero(predictions != labels)
-    shown = wrong[np.argsort(-probabilities[wrong, predictions[wrong]])][:limit]
+    shown = mistakes[:limit]
     cols = 6
     rows = max(1, math.ceil(len(shown) / cols))
     fig = figure(figsize=(cols * 1.6, rows * 1.9))
@@ -71,7 +71,7 @@ def misclassified_figure(images: np.ndarray, labels: np.ndarray, probabilities: 
         ax.imshow(images[i], cmap="gray_r")
         ax.set_title(f"true {classes[labels[i]]}\npred {classes[predictions[i]]} "
                      f"{probabilities[i, predictions[i]]:.0%}", fontsize=7)
-    fig.suptitle(f"{len(wrong)} misclassified (most confident first)")
+    fig.suptitle(f"{len(mistakes)} misclassified (most confident first)")
     return fig
 
 

@@ -21,7 +21,12 @@ from .calibration import card_temperature, negative_log_likelihood, reliability,
 from .checkpoint import METRICS, WEIGHTS, load_model, read_jsonl, write_json
 from .data import get_dataset, load_split
 from .errors import ConfigError, RunDirError
-from .evaluate import classification_report, evaluation_dataset, predict_logits
+from .evaluate import (
+    classification_report,
+    evaluation_dataset,
+    mistakes_by_confidence,
+    predict_logits,
+)
 from .robustness import robustness_sweep
 
 SPEED_BATCH = 256
@@ -54,13 +59,11 @@ def misclassified_examples(probabilities: np.ndarray, labels: np.ndarray, classe
                            limit: int) -> list[dict]:
     """The mistakes, most confident first: test index, true and predicted class, top-k."""
     predictions = probabilities.argmax(1)
-    wrong = np.flatnonzero(predictions != labels)
-    wrong = wrong[np.argsort(-probabilities[wrong, predictions[wrong]], kind="stable")][:limit]
     return [{"index": int(i), "label": classes[labels[i]], "prediction": classes[predictions[i]],
              "confidence": float(probabilities[i, predictions[i]]),
              "top": [{"class": classes[k], "probability": float(probabilities[i, k])}
                      for k in np.argsort(-probabilities[i])[:TOP_K]]}
-            for i in wrong]
+            for i in mistakes_by_confidence(probabilities, labels)[:limit]]
 
 
 def calibration_section(card: dict, logits: np.ndarray, labels: np.ndarray) -> dict:
