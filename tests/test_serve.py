@@ -257,3 +257,21 @@ def test_serve_with_a_bad_model_is_one_clear_error(tmp_path: Path):
                              str(tmp_path / "junk.onnx")], capture_output=True, text=True, timeout=60)
     assert result.returncode == 1 and "cannot load ONNX model" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_pixels_are_one_digit_not_a_number(client):
+    response = client.post("/v1/predict?multi=true", json={"pixels": [[0.0] * 28] * 28})
+    assert response.status_code == 422 and "28x28 digit" in response.json()["error"]["message"]
+
+
+def test_model_info_names_the_classes_of_a_run_directory(data_root: Path, tmp_path: Path):
+    """A run directory (PyTorch backend) reports its own dataset's labels."""
+    from digitrec.train import TrainConfig, train
+
+    run = tmp_path / "fashion"
+    train(TrainConfig(dataset="fashion-mnist", epochs=1, train_size=500, val_size=0), run,
+          data_root, log=lambda *_: None)
+    with TestClient(create_app(ServeConfig(model=str(run)))) as fashion:
+        info = fashion.get("/v1/model").json()
+    assert info["labels"][9] == "Ankle boot" and info["dataset"] == "fashion-mnist"
+    assert 0 < info["test_accuracy"] < 1

@@ -69,10 +69,13 @@ class TorchBackend:
         import torch
 
         from .checkpoint import load_model
+        from .data import get_dataset
 
         self._torch = torch
         self.model, self.card = load_model(run_dir)
         self.temperature = card_temperature(self.card)
+        self.labels = list(get_dataset(self.card["data"]["dataset"]).classes)
+        self.test_accuracy = self.card["metrics"]["test_accuracy"]
 
     def probabilities(self, batch: np.ndarray) -> np.ndarray:
         """Calibrated class probabilities for float32 images [N, 28, 28] in [0, 1]."""
@@ -110,6 +113,8 @@ class OnnxBackend:
         self.metadata = {key: _json_or_text(value) for key, value in metadata.items()}
         self.card = self.metadata.get("card", {})
         self.temperature = card_temperature(self.card)
+        self.labels = self.metadata.get("labels", [str(d) for d in range(10)])
+        self.test_accuracy = self.metadata.get("test_accuracy")  # of this file (int8 differs)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> OnnxBackend:

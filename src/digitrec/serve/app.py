@@ -197,6 +197,8 @@ class Service:
 
     async def answer(self, item: Item, multi: bool, preprocessed: bool) -> dict:
         """The prediction for one item, as a JSON-ready dict."""
+        if multi and isinstance(item, np.ndarray):
+            raise ApiError(422, "multi reads a number from an image; pixels are one 28x28 digit")
         try:
             if multi:
                 number = await asyncio.to_thread(self.predictor.predict_number, item)
@@ -218,12 +220,10 @@ class Service:
             raise ApiError(503, f"no answer within {self.config.timeout_s:g} s; try again") from None
 
     def model_info(self) -> dict:
-        meta = getattr(self.predictor.backend, "metadata", {})
-        card = self.predictor.backend.card
-        return {"source": self.config.model or "shipped", "architecture": card.get("model"),
-                "labels": meta.get("labels", [str(d) for d in range(10)]),
-                "test_accuracy": meta.get("test_accuracy", card.get("metrics", {}).get("test_accuracy")),
-                "dataset": card.get("data", {}).get("dataset")}
+        backend = self.predictor.backend
+        return {"source": self.config.model or "shipped", "architecture": backend.card.get("model"),
+                "labels": backend.labels, "test_accuracy": backend.test_accuracy,
+                "dataset": backend.card.get("data", {}).get("dataset")}
 
 
 class MetricsMiddleware:
