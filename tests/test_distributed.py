@@ -104,3 +104,11 @@ def test_ranks_take_disjoint_equal_shares_of_each_permutation():
 def test_sync_bn_on_cpu_is_a_clear_error():
     with pytest.raises(ConfigError, match="sync-bn needs CUDA"):
         start_session(replace(recipe("fast"), sync_bn=True), torch.device("cpu"), Cluster(0, 2, 0))
+
+
+def test_bad_options_fail_before_any_process_starts(tmp_path: Path):
+    result = subprocess.run([sys.executable, "-m", "digitrec", "train", "--resume", str(tmp_path),
+                             "--lr", "0.1", "--nproc", "2"], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 1 and "give no other training options" in result.stderr
+    assert "training process failed" not in result.stderr and "Traceback" not in result.stderr

@@ -79,29 +79,38 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     if args.nproc < 1:
         raise DigitrecError("--nproc must be at least 1")
-    if args.nproc > 1 and "WORLD_SIZE" not in os.environ:
-        return launch_distributed(args)
     if args.resume:
         if config_overrides(args) or args.out:
             raise SystemExit("digitrec train: error: --resume continues a run with its own "
                              "configuration; give no other training options")
-        run_dir = args.resume
-        config = None
+        run_dir, config = args.resume, None
     else:
         config = train_config(args)
         run_dir = args.out or f"runs/{config.model}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if args.nproc > 1 and "WORLD_SIZE" not in os.environ:  # not yet under torchrun
+        return launch_distributed(args, run_dir)
     try:
         train(config, run_dir, data_dir=args.data_dir, resume=bool(args.resume))
     except KeyboardInterrupt:
-        hint = (f"finished epochs are saved; continue with `digitrec train --resume {run_dir}`"
-                if (Path(run_dir) / "state.pt").exists() else "nothing was saved")
-        print(f"\ninterrupted: {hint}", file=sys.stderr)
+        print(f"\ninterrupted: {resume_hint(run_dir, args.nproc) or 'nothing was saved'}",
+              file=sys.stderr)
         return 130
     return 0
 
 
+def resume_hint(run_dir: str, nproc: int) -> str | None:
+    """How to continue a run whose finished epochs are saved (None if nothing is)."""
+    from .checkpoint import STATE
+
+    if not (Path(run_dir) / STATE).exists():
+        return None
+    return (f"finished epochs are saved; continue with `digitrec train --resume {run_dir}"
+            f"{f' --nproc {nproc}' if nproc > 1 else ''}`")
+
+
 def without_nproc(argv: list[str]) -> list[str]:
-    """The command line less its --nproc option."""
+    """The command line less its --nproc option (torchrun's own parser would take `--nproc`
+    for an abbreviation of its --nproc-per-node, even after the module name)."""
     out, skip = [], False
     for word in argv:
         if skip:
@@ -113,21 +122,18 @@ def without_nproc(argv: list[str]) -> list[str]:
     return out
 
 
-def launch_distributed(args: argparse.Namespace) -> int:
-    """`digitrec train --nproc N`: the same command in N processes under torchrun (one node)."""
+def launch_distributed(args: argparse.Namespace, run_dir: str) -> int:
+    """`digitrec train --nproc N`: the same command in N processes under torchrun (one node);
+    each process sees torchrun's WORLD_SIZE and trains its share."""
     argv = without_nproc(args.argv)
-    run_dir = args.resume or args.out
-    if run_dir is None:  # every process must write to the same place: choose it here
-        run_dir = f"runs/{train_config(args).model}-{time.strftime('%Y%m%d-%H%M%S')}"
-        argv += ["--out", run_dir]
+    if not (args.resume or args.out):  # every process must write to the same place
+        argv = [*argv, "--out", run_dir]
     status = subprocess.call([sys.executable, "-m", "torch.distributed.run", "--standalone",
                               f"--nproc-per-node={args.nproc}", "-m", "digitrec", *argv])
     if status != 0:
-        saved = (Path(run_dir) / "state.pt").exists()
+        hint = resume_hint(run_dir, args.nproc)
         raise DigitrecError(f"a training process failed (torchrun exit status {status}; its "
-                            "messages are above)" + (
-                                f". Finished epochs are saved: continue with `digitrec train "
-                                f"--resume {run_dir} --nproc {args.nproc}`" if saved else ""))
+                            f"messages are above){f': {hint}' if hint else ''}")
     return 0
 
 
@@ -171,8 +177,6 @@ def write_report(args: argparse.Namespace) -> int:
 
     if args.tta or args.plots_dir:
         raise DigitrecError("--report cannot be combined with --tta or --plots-dir")
-    if args.robustness_images is not None and args.robustness_images < 1:
-        raise DigitrecError("--robustness-images must be at least 1")
     report = build_report(args.run_dirs, args.report, data_dir=args.data_dir,
                           dataset=args.dataset, robustness_images=args.robustness_images)
     if args.json:

@@ -333,7 +333,8 @@ def start_session(config: TrainConfig, device: torch.device,
                                   "only on GPUs")
             model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
         model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    ema = WeightAverage(model, config.ema) if config.ema else None
+    # only rank 0 evaluates and saves, so only rank 0 keeps the weight average
+    ema = WeightAverage(model, config.ema) if config.ema and cluster.leader else None
     optimizer = OPTIMIZERS[config.optimizer](model.parameters(), config)
     if config.compile:
         model = torch.compile(model)
@@ -360,9 +361,9 @@ def train_epoch(session: Session, data: Tensors, epoch: int,
     bar = tqdm(total=steps, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False,
                disable=(None if progress is None else not progress) if cluster.leader else True)
     for step in range(steps):
-        progress = (epoch * steps + step) / (config.epochs * steps)
+        done = (epoch * steps + step) / (config.epochs * steps)
         for group in optimizer.param_groups:
-            group["lr"] = session.lr * SCHEDULES[config.schedule](progress)
+            group["lr"] = session.lr * SCHEDULES[config.schedule](done)
         idx = order[step * config.batch_size:(step + 1) * config.batch_size]
         x, y = augment(data.images[idx].float().div_(255), config.augmentation), data.labels[idx]
         with torch.autocast(device.type, dtype=session.dtype or torch.bfloat16,
