@@ -135,11 +135,22 @@ def _window_extreme(values: np.ndarray, radius: int, reducer) -> np.ndarray:
     return out
 
 
+def _quadratic(x: np.ndarray, y: np.ndarray) -> list[np.ndarray]:
+    """The terms (1, x, y, x², xy, y²) of a quadratic surface, for broadcastable x and y."""
+    return [np.ones_like(x * y), x, y, x * x, x * y, y * y]
+
+
+def _grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """Coordinates in [0, 1]: a row of x (1, w) and a column of y (h, 1)."""
+    x = np.linspace(0, 1, w, dtype=np.float32)[None, :] if w > 1 else np.zeros((1, 1), np.float32)
+    y = np.linspace(0, 1, h, dtype=np.float32)[:, None] if h > 1 else np.zeros((1, 1), np.float32)
+    return x, y
+
+
 def _surface_terms(h: int, w: int) -> np.ndarray:
-    """Quadratic polynomial terms (1, x, y, x², xy, y²) over an h x w grid: (h*w, 6)."""
-    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
-    x, y = x.ravel() / max(w - 1, 1), y.ravel() / max(h - 1, 1)
-    return np.stack([np.ones_like(x), x, y, x * x, x * y, y * y], axis=1)
+    """Quadratic polynomial terms over an h x w grid: (h*w, 6)."""
+    x, y = _grid(h, w)
+    return np.stack([np.broadcast_to(t, (h, w)).ravel() for t in _quadratic(x, y)], axis=1)
 
 
 def _least_squares(terms: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -160,19 +171,17 @@ def smooth_background(ink: np.ndarray, rounds: int = 3) -> np.ndarray:
     small = reduce(ink, 64)
     terms = _surface_terms(*small.shape)
     values = small.ravel()
-    background = np.zeros_like(values)
+    background, coefficients = np.zeros_like(values), None
     for _ in range(rounds):
         residual = values - background
         strokes = residual > otsu_threshold(np.clip(residual, 0, 1))
         if strokes.mean() > 0.9:
             break
-        background = terms @ _least_squares(terms[~strokes], values[~strokes])
-    if not background.any():
+        coefficients = _least_squares(terms[~strokes], values[~strokes])
+        background = terms @ coefficients
+    if coefficients is None:
         return np.zeros((h, w), dtype=np.float32)
-    c = _least_squares(terms, background)
-    x = np.linspace(0, 1, w, dtype=np.float32)[None, :] if w > 1 else np.zeros((1, 1), np.float32)
-    y = np.linspace(0, 1, h, dtype=np.float32)[:, None] if h > 1 else np.zeros((1, 1), np.float32)
-    surface = c[0] + c[1] * x + c[2] * y + c[3] * x * x + c[4] * x * y + c[5] * y * y
+    surface = sum(c * t for c, t in zip(coefficients, _quadratic(*_grid(h, w)), strict=True))
     return np.broadcast_to(surface, (h, w)).astype(np.float32)
 
 
