@@ -30,6 +30,7 @@ def test_notebook_runs_top_to_bottom(data_root: Path, tmp_path: Path,
                      for output in cell.get("outputs", []))
     assert "quick mode" in text and "accurate test accuracy" in text
     assert "'passed': True" in text and "ONNX Runtime: digit" in text
+    assert "the same as pp.preprocess gives the model: True" in text
     images = sum("image/png" in output.get("data", {}) for cell in notebook.cells
                  for output in cell.get("outputs", []))
     assert images >= 8  # samples, balance, three runs' curves, confusion matrix, mistakes, stages...
