@@ -35,7 +35,6 @@ from .metrics import Metrics
 
 STATIC = Path(__file__).parent / "static"
 CONFIG_ENV = "DIGITREC_SERVE_CONFIG"  # how `--workers N` hands the configuration to each worker
-ROUTES = {"/", "/v1/predict", "/v1/predict/batch", "/v1/model", "/healthz", "/readyz", "/metrics"}
 log = logging.getLogger("digitrec.serve")
 
 
@@ -247,9 +246,16 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_status)
         finally:
-            path = scope["path"]
-            route = path if path in ROUTES else "/static" if path.startswith("/static/") else "other"
-            self.metrics.request(route, status, time.perf_counter() - start)
+            self.metrics.request(route_label(scope), status, time.perf_counter() - start)
+
+
+def route_label(scope) -> str:
+    """The route a request went to: its path if the app has such a route, `/static` for the
+    page's files, `other` for anything else (unbounded paths would make unbounded metrics)."""
+    path = scope["path"]
+    if any(getattr(route, "path", None) == path for route in scope["app"].routes):
+        return path
+    return "/static" if path.startswith("/static/") else "other"
 
 
 REQUEST_BODY = {"requestBody": {"required": True, "content": {
