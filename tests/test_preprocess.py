@@ -13,12 +13,20 @@ from PIL import Image
 
 from digitrec.errors import ImageDecodeError
 from digitrec.preprocess import (
+    QUICK_SIZE,
+    WORK_SIZE,
+    _surface,
+    _surface_terms,
     centre_by_mass,
     connected_components,
     crop_to_ink,
+    digit_ink,
     fit_box,
     open_image,
+    otsu_threshold,
     preprocess,
+    shrink,
+    smooth_background,
     split_digits,
     to_gray,
     to_ink,
@@ -169,6 +177,52 @@ def test_mnist_digits_come_back_as_themselves(data_root: Path):
         scan = Image.fromarray(255 - digit).resize((112, 112), Image.BICUBIC)
         errors.append(np.abs(preprocess(scan) - digit / 255).mean())
     assert np.mean(errors) < 0.08 and max(errors) < 0.15  # mean abs pixel error
+
+
+def test_working_size_follows_the_digit(data_root: Path):
+    """A digit that fills the image is read at about QUICK_SIZE px, a small digit on a large
+    page at the full working size; both come out like the digit itself."""
+    from digitrec.data import load_split
+
+    errors = []
+    for digit in load_split("mnist", "test", data_root)[0][:20]:
+        drawing = Image.fromarray(255 - digit).resize((280, 280), Image.BILINEAR)
+        page = np.full((1200, 1600), 235, np.uint8)
+        page[500:612, 700:812] = np.minimum(235, np.asarray(drawing.resize((112, 112))))
+        assert max(digit_ink(drawing).shape) <= QUICK_SIZE
+        assert max(digit_ink(page).shape) == WORK_SIZE
+        errors += [np.abs(preprocess(image) - digit / 255).mean() for image in (drawing, page)]
+    assert np.mean(errors) < 0.08 and max(errors) < 0.15  # as for scans, below
+
+
+def test_shrink_averages_whole_blocks():
+    gray = np.random.default_rng(0).random((280, 300)).astype(np.float32)
+    small = shrink(gray, 128)
+    assert small.shape == (94, 100)  # by 3, the smallest whole factor that fits
+    assert small[0, 0] == pytest.approx(gray[:3, :3].mean(), abs=1e-5)
+    assert shrink(gray, 300) is gray
+
+
+def test_otsu_threshold_puts_each_value_on_one_side():
+    values = np.array([0.6] * 50 + [1.0] * 950, np.float32)
+    assert 0.6 < otsu_threshold(values) <= 1.0  # 0.6 below, 1.0 at or above
+    assert otsu_threshold(np.full(10, 0.3, np.float32)) > 0.3  # one value: all below
+
+
+def test_flat_background_is_a_constant_and_a_ramp_is_fitted():
+    ink = np.zeros((100, 100), np.float32)
+    ink[20:80, 45:55] = 1.0
+    assert not smooth_background(ink).any()  # a drawing: nothing to remove
+    ramp = ink + np.linspace(0, 0.3, 100, dtype=np.float32)[None, :]
+    background = smooth_background(ramp)
+    assert background[:, 90].mean() - background[:, 10].mean() == pytest.approx(0.24, abs=0.03)
+
+
+def test_background_surface_matches_its_fitted_terms():
+    coefficients = np.random.default_rng(1).normal(size=6)
+    surface = _surface(coefficients, 7, 9)
+    assert surface.shape == (7, 9)
+    assert np.allclose(surface.ravel(), _surface_terms(7, 9) @ coefficients, atol=1e-5)
 
 
 # --- connected components and splitting ---------------------------------------------------

@@ -13,12 +13,14 @@ The steps, each a function that can be used and tested on its own:
    with anti-aliasing, keeping the aspect ratio.
 6. `centre_by_mass`: pasted into 28x28 so that the centre of mass is at the centre.
 
-`preprocess(image)` runs them all; `split_digits` cuts an image of a written number into digits.
+`preprocess(image)` runs them all, for one digit at the smallest working size that keeps it
+sharp (`digit_ink`); `split_digits` cuts an image of a written number into digits.
 numpy and Pillow only: no torch.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import itertools
 import os
@@ -40,6 +42,11 @@ STUB_FRACTION = 0.2  # after a cut, pieces smaller than this fraction of the lar
 CUT_PENALTY = 0.5  # log-odds against each cut: a cut needs some evidence
 CROSSING_PENALTY = 1.0  # and more for each extra stroke it severs (touching digits touch once)
 MIN_CUT_WIDTH = 0.8  # ink narrower than this many line heights is one digit, never cut
+QUICK_SIZE = 128  # a single digit is first looked for at this working size,
+DETAIL = 40  # which is kept when the digit is at least this many pixels tall or wide there
+QUICK_STROKE = 2.5  # and its strokes at least this many pixels wide (thinner ones lose width)
+BACKGROUND_SIZE = 32  # the background surface is fitted to the image reduced to this size
+FLAT = 1 / 255  # a background whose middle half spans less than this is flat (a drawing)
 BOX, SIZE = 20, 28
 
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # Pillow's own bomb check (error at twice this)
@@ -122,6 +129,15 @@ def reduce(gray: np.ndarray, limit: int = WORK_SIZE) -> np.ndarray:
     return np.asarray(_float_image(gray).resize(size, Image.BOX))
 
 
+def shrink(gray: np.ndarray, limit: int) -> np.ndarray:
+    """Shrink by the smallest whole factor that brings the longer side to at most `limit`
+    pixels (averages of factor x factor blocks: several times faster than `reduce`)."""
+    factor = -(-max(gray.shape) // limit)
+    if factor <= 1:
+        return gray
+    return np.asarray(_float_image(gray).reduce(factor))
+
+
 def _window_extreme(values: np.ndarray, radius: int, reducer) -> np.ndarray:
     """Separable square max or min filter of the given radius (edges padded by replication)."""
     if radius < 1:
@@ -147,10 +163,21 @@ def _grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
+@functools.lru_cache(maxsize=16)
 def _surface_terms(h: int, w: int) -> np.ndarray:
-    """Quadratic polynomial terms over an h x w grid: (h*w, 6)."""
+    """Quadratic polynomial terms over an h x w grid: (h*w, 6), read-only (shared)."""
     x, y = _grid(h, w)
-    return np.stack([np.broadcast_to(t, (h, w)).ravel() for t in _quadratic(x, y)], axis=1)
+    terms = np.stack([np.broadcast_to(t, (h, w)).ravel() for t in _quadratic(x, y)], axis=1)
+    terms.setflags(write=False)
+    return terms
+
+
+def _surface(coefficients: np.ndarray, h: int, w: int) -> np.ndarray:
+    """The quadratic surface with these coefficients of (1, x, y, x², xy, y²) over an h x w
+    grid, float32: a row plus a column plus the one cross term."""
+    x, y = _grid(h, w)
+    c0, cx, cy, cxx, cxy, cyy = (np.float32(c) for c in coefficients)
+    return (c0 + cx * x + cxx * x * x) + (cy * y + cyy * y * y) + y * (cxy * x)
 
 
 def _least_squares(terms: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -168,27 +195,31 @@ def smooth_background(ink: np.ndarray, rounds: int = 3) -> np.ndarray:
     a quadratic surface fitted to the pixels that are not strokes, refitted as the strokes
     are told apart better. Large ink areas are never mistaken for background."""
     h, w = ink.shape
-    small = reduce(ink, 64)
+    small = reduce(ink, BACKGROUND_SIZE)
     terms = _surface_terms(*small.shape)
     values = small.ravel()
-    background, coefficients = np.zeros_like(values), None
+    background, coefficients, strokes = np.zeros_like(values), None, None
     for _ in range(rounds):
         residual = values - background
-        strokes = residual > otsu_threshold(np.clip(residual, 0, 1))
-        if strokes.mean() > 0.9:
-            break
-        coefficients = _least_squares(terms[~strokes], values[~strokes])
+        previous, strokes = strokes, residual >= otsu_threshold(residual)
+        if strokes.mean() > 0.9 or (previous is not None and np.array_equal(strokes, previous)):
+            break  # mostly ink, or the same background pixels as the last fit
+        rest = values[~strokes]
+        if coefficients is None:
+            low, middle, high = np.percentile(rest, [25, 50, 75])
+            if high - low <= FLAT:  # the bulk of the background is one level
+                return np.full((h, w), middle, dtype=np.float32)
+        coefficients = _least_squares(terms[~strokes], rest)
         background = terms @ coefficients
     if coefficients is None:
         return np.zeros((h, w), dtype=np.float32)
-    surface = sum(c * t for c, t in zip(coefficients, _quadratic(*_grid(h, w)), strict=True))
-    return np.broadcast_to(surface, (h, w)).astype(np.float32)
+    return _surface(coefficients, h, w)
 
 
 def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
-    """The threshold that best separates two classes of values (Otsu, 1979)."""
-    inside = np.asarray(values, dtype=np.float32).ravel()
-    inside = inside[(inside >= 0) & (inside <= 1)]
+    """The threshold that best separates two classes of values (Otsu, 1979): values below it
+    are one class, values at or above it the other. Values are clipped to [0, 1]."""
+    inside = np.clip(np.asarray(values, dtype=np.float32).ravel(), 0, 1)
     hist = np.bincount(np.minimum((inside * bins).astype(np.intp), bins - 1), minlength=bins)
     centres = (np.arange(bins) + 0.5) / bins
     weight = np.cumsum(hist)
@@ -196,9 +227,9 @@ def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
     total, total_mean = weight[-1], mean[-1]
     with np.errstate(divide="ignore", invalid="ignore"):
         between = (total_mean * weight - mean * total) ** 2 / (weight * (total - weight))
-    if np.isnan(between[:-1]).all():  # a single value: nothing to separate
-        return float(np.mean(values))
-    return float(centres[np.nanargmax(between[:-1])])
+    if np.isnan(between[:-1]).all():  # a single value: nothing to separate, all below
+        return float(inside.max(initial=0)) + 1 / bins
+    return float(np.nanargmax(between[:-1]) + 1) / bins  # the upper edge of the last bin below
 
 
 def to_ink(gray: np.ndarray) -> np.ndarray:
@@ -209,8 +240,8 @@ def to_ink(gray: np.ndarray) -> np.ndarray:
     ink = np.clip(ink - smooth_background(ink), 0, None)
     if ink.max(initial=0) < MIN_CONTRAST:
         return np.zeros_like(ink)
-    otsu = otsu_threshold(np.clip(ink, 0, 1))
-    strokes = ink > otsu
+    otsu = otsu_threshold(ink)
+    strokes = ink >= otsu
     top = np.percentile(ink[strokes], 90) if strokes.any() else ink.max()
     floor = max(otsu, 0.35 * top) / 2  # below half the threshold is background
     ink = np.clip((ink - floor) / max(top - floor, 1e-6), 0, 1).astype(np.float32)
@@ -341,6 +372,21 @@ def ink_of(source: ImageSource) -> np.ndarray:
     return to_ink(reduce(to_gray(open_image(source))))
 
 
+def digit_ink(source: ImageSource) -> np.ndarray:
+    """Steps 1-3 for an image of one digit, at the smallest working size that keeps it sharp:
+    a digit that fills much of the image (a drawing, a close-up) is read at QUICK_SIZE, several
+    times faster; a small one in a large image, or one written with a fine pen, at WORK_SIZE."""
+    gray = to_gray(open_image(source))
+    quick = to_ink(shrink(gray, QUICK_SIZE))
+    if max(gray.shape) <= QUICK_SIZE:
+        return quick
+    if quick.any():
+        crop = crop_to_ink(quick)
+        if max(crop.shape) >= DETAIL and stroke_width(crop) >= QUICK_STROKE:
+            return quick
+    return to_ink(reduce(gray))
+
+
 def normalise_digit(ink: np.ndarray) -> np.ndarray | None:
     """Steps 4-6 on an ink map: the 28x28 MNIST-style array, or None if there is no ink
     (or only a dot, smaller than MIN_INK pixels each way)."""
@@ -351,7 +397,7 @@ def normalise_digit(ink: np.ndarray) -> np.ndarray | None:
 
 def preprocess(source: ImageSource) -> np.ndarray | None:
     """Any image -> float32 [28, 28] in [0, 1] (white ink on black), or None for a blank image."""
-    return normalise_digit(ink_of(source))
+    return normalise_digit(digit_ink(source))
 
 
 @dataclass(frozen=True)
