@@ -1,9 +1,10 @@
 """Load test of `digitrec serve` on loopback: concurrent clients posting PNG drawings.
 
-Starts the server twice, with micro-batching on (--max-batch 64) and off (--max-batch 1), and
-for each runs N keep-alive HTTP clients (asyncio, one process) for --seconds or --requests,
-whichever ends first. The PNGs are MNIST test digits drawn as the web page sends them (280x280,
-black ink on white). Prints req/s, latency p50/p95/p99 and the error count; last line: JSON.
+Starts the server (one worker process per core by default) twice, with micro-batching on
+(--max-batch 64) and off (--max-batch 1), and for each runs N keep-alive HTTP clients (asyncio,
+one process) for --seconds or --requests, whichever ends first. The PNGs are MNIST test digits
+drawn as the web page sends them (280x280, black ink on white). Prints req/s, latency
+p50/p95/p99 and the error count; last line: JSON.
 
     python benchmarks/serve_load.py --clients 32 --seconds 10
 """
@@ -14,6 +15,7 @@ import argparse
 import asyncio
 import io
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -122,7 +124,8 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=10.0, help="per configuration")
     parser.add_argument("--requests", type=int, default=20000, help="at most, per configuration")
-    parser.add_argument("--workers", type=int, default=1, help="server worker processes")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="server worker processes (default: one per CPU core)")
     parser.add_argument("--model", help="model to serve (default: the shipped one)")
     parser.add_argument("--data-dir")
     args = parser.parse_args()
@@ -132,6 +135,8 @@ def main() -> int:
     for name, max_batch in (("batching_on", 64), ("batching_off", 1)):
         port = free_port()
         server = start_server(port, max_batch, args.workers, args.model)
+        if args.workers > 1:
+            time.sleep(5)  # /readyz answers once one worker listens: let the others load too
         try:
             asyncio.run(load(port, bodies[:20], args.clients, 1.0, 500))  # warm-up
             result[name] = asyncio.run(load(port, bodies, args.clients, args.seconds, args.requests))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import http.client
 import io
 import signal
 import socket
@@ -167,7 +168,7 @@ def test_health_readiness_model_and_metrics(client, photos):
 def test_concurrent_requests_share_model_calls():
     calls: list[int] = []
 
-    def run_batch(batch: np.ndarray) -> list[float]:
+    def run_batch(batch: list[np.ndarray]) -> list[float]:
         calls.append(len(batch))
         time.sleep(0.02)
         return [float(d[0, 0]) for d in batch]
@@ -185,7 +186,7 @@ def test_concurrent_requests_share_model_calls():
 
 
 def test_a_failing_model_call_reaches_every_caller_of_the_batch():
-    def run_batch(batch: np.ndarray) -> list:
+    def run_batch(batch: list[np.ndarray]) -> list:
         raise RuntimeError("model exploded")
 
     async def main() -> list:
@@ -197,6 +198,24 @@ def test_a_failing_model_call_reaches_every_caller_of_the_batch():
         return results
 
     assert all(isinstance(r, RuntimeError) for r in asyncio.run(main()))
+
+
+@pytest.mark.parametrize("max_batch", [1, 4])
+def test_an_item_that_fails_fails_alone(max_batch: int):
+    def run_batch(batch: list[int]) -> list:
+        return [ValueError(f"bad {k}") if k % 2 else k for k in batch]
+
+    async def main() -> list:
+        batcher = MicroBatcher(run_batch, max_batch=max_batch, max_wait_ms=10)
+        batcher.start()
+        results = await asyncio.gather(*(batcher.submit(k) for k in range(4)),
+                                       return_exceptions=True)
+        await batcher.close()
+        return results
+
+    zero, one, two, three = asyncio.run(main())
+    assert (zero, two) == (0, 2)
+    assert str(one) == "bad 1" and str(three) == "bad 3" and isinstance(one, ValueError)
 
 
 def free_port() -> int:
@@ -249,6 +268,65 @@ def test_server_answers_and_shuts_down_gracefully(mnist_test):
         if server.poll() is None:
             server.kill()
     assert "Traceback" not in server.stdout.read()
+
+
+def wait_ready(port: int) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise AssertionError("the server did not become ready")
+
+
+def healthz_count(connection: http.client.HTTPConnection) -> int:
+    """How many /healthz requests the worker behind this connection has answered."""
+    connection.request("GET", "/metrics")
+    text = connection.getresponse().read().decode()
+    return int(next(line.split()[-1] for line in text.splitlines()
+                    if line.startswith('digitrec_requests_total{route="/healthz"')))
+
+
+def test_workers_share_the_connections_and_stop_together():
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "digitrec", "serve", "--port", str(port),
+                               "--workers", "2"], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_ready(port)  # one worker listens; the other may still be loading the model
+        deadline, counts = time.monotonic() + 30, [0]
+        while len(set(counts)) < 2 and time.monotonic() < deadline:
+            connections = [http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                           for _ in range(24)]
+            for connection in connections:
+                connection.request("GET", "/healthz")
+                assert connection.getresponse().read() == b'{"status":"ok"}'
+            # each worker counts the requests it answered: the connections that went to one
+            # worker all see one count, those that went to the other another
+            counts = [healthz_count(c) for c in connections]
+            for connection in connections:
+                connection.close()
+        assert len(set(counts)) == 2
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=30) == 0
+    finally:
+        if server.poll() is None:
+            server.kill()
+    assert "Traceback" not in server.stdout.read()
+
+
+def test_workers_on_a_taken_port_are_one_clear_error():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run([sys.executable, "-m", "digitrec", "serve", "--port", str(port),
+                                 "--workers", "2"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_serve_with_a_bad_model_is_one_clear_error(tmp_path: Path):

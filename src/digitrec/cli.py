@@ -298,8 +298,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .predict import load_backend
 
     load_backend(args.model)  # a bad model is one clear error here, not one per worker
-    run(config, host=args.host, port=args.port, workers=args.workers)
-    return 0
+    return run(config, host=args.host, port=args.port, workers=args.workers)
 
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 
 from .calibration import card_temperature, softmax
 from .errors import ModelError
-from .preprocess import ImageSource, ink_of, normalise_digit, split_digits
+from .preprocess import ImageSource, digit_ink, ink_of, normalise_digit, split_digits
 
 
 @dataclass
@@ -33,11 +33,9 @@ class Prediction:
     image: np.ndarray | None = field(default=None, repr=False)  # the 28x28 the model saw
 
     def to_dict(self) -> dict:
-        """JSON-ready fields (without the image)."""
-        fields = {k: v for k, v in asdict(self).items() if k != "image"}
-        if self.box is None:
-            del fields["box"]
-        return fields
+        """JSON-ready fields (without the image, and without the box when there is none)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)
+                if f.name != "image" and not (f.name == "box" and self.box is None)}
 
 
 @dataclass
@@ -172,12 +170,16 @@ class Predictor:
         self.top_k = top_k
         self.min_confidence = min_confidence
 
-    def classify(self, digits: np.ndarray) -> list[Prediction]:
-        """Predictions for preprocessed digits: float32 [N, 28, 28] in [0, 1], white on black."""
+    def classify(self, digits: np.ndarray | list[np.ndarray]) -> list[Prediction]:
+        """Predictions for preprocessed digits ([N, 28, 28] in [0, 1], white on black), each
+        with the image it was given."""
         if len(digits) == 0:
             return []
-        probabilities = self.backend.probabilities(np.asarray(digits, dtype=np.float32))
-        return [self._answer(p) for p in probabilities]
+        batch = np.asarray(digits, dtype=np.float32)
+        answers = [self._answer(p) for p in self.backend.probabilities(batch)]
+        for answer, digit in zip(answers, batch, strict=True):
+            answer.image = digit
+        return answers
 
     def _answer(self, probabilities: np.ndarray) -> Prediction:
         best = int(probabilities.argmax())
@@ -196,22 +198,16 @@ class Predictor:
             return []
         return [float(p.max()) for p in self.backend.probabilities(np.stack(digits))]
 
-    def _classify_images(self, digits: list[np.ndarray]) -> list[Prediction]:
-        answers = self.classify(np.stack(digits)) if digits else []
-        for answer, digit in zip(answers, digits, strict=True):
-            answer.image = digit
-        return answers
-
     def predict(self, images: list[ImageSource]) -> list[Prediction]:
         """One prediction per image (each image holds one digit)."""
-        prepared = [normalise_digit(ink_of(image)) for image in images]
-        answers = iter(self._classify_images([p for p in prepared if p is not None]))
+        prepared = [normalise_digit(digit_ink(image)) for image in images]
+        answers = iter(self.classify([p for p in prepared if p is not None]))
         return [next(answers) if p is not None else blank() for p in prepared]
 
     def predict_number(self, image: ImageSource) -> NumberPrediction:
         """Read a written number (one line of digits, any length)."""
         segments = split_digits(ink_of(image), judge=self._confidences)
-        answers = self._classify_images([normalise_digit(s.ink) for s in segments])
+        answers = self.classify([normalise_digit(s.ink) for s in segments])
         for answer, segment in zip(answers, segments, strict=True):
             answer.box = segment.box
         number = "".join(str(a.digit) if a.digit is not None else "?" for a in answers)

@@ -32,6 +32,7 @@ from ..predict import Prediction, Predictor, blank
 from ..preprocess import SIZE, preprocess
 from .batcher import MicroBatcher
 from .metrics import Metrics
+from .workers import supervise
 
 STATIC = Path(__file__).parent / "static"
 CONFIG_ENV = "DIGITREC_SERVE_CONFIG"  # how `--workers N` hands the configuration to each worker
@@ -175,11 +176,13 @@ async def parse_items(request: Request, config: ServeConfig, many: bool) -> list
     return items
 
 
-def decode_status(error: ImageDecodeError) -> int:
-    """HTTP status for an image that cannot be read."""
+def image_error(error: ImageDecodeError) -> ApiError:
+    """The answer to an image that cannot be read: 413 too large, 415 not an image, 422 corrupt."""
     if isinstance(error, ImageTooLargeError):
-        return 413
-    return 415 if isinstance(error, UnsupportedImageError) else 422
+        status = 413
+    else:
+        status = 415 if isinstance(error, UnsupportedImageError) else 422
+    return ApiError(status, str(error).replace("<bytes>: ", ""))
 
 
 # ----------------------------------------------------------------------------- the service
@@ -190,25 +193,43 @@ class Service:
     def __init__(self, config: ServeConfig, metrics: Metrics) -> None:
         self.config = config
         self.predictor = Predictor(config.model, top_k=config.top_k)
-        self.batcher = MicroBatcher(self.predictor.classify, config.max_batch, config.max_wait_ms,
+        self.batcher = MicroBatcher(self.read_digits, config.max_batch, config.max_wait_ms,
                                     on_batch=metrics.batch)
         self.ready = False
 
+    def read_digits(self, items: list[Item]) -> list[Prediction | ApiError]:
+        """Answers for single digits (the batcher's work, in its thread): every image is
+        preprocessed, then one model call reads all the digits found."""
+        digits = [item if isinstance(item, np.ndarray) else self._preprocess(item) for item in items]
+        found = iter(self.predictor.classify([d for d in digits if isinstance(d, np.ndarray)]))
+        answers: list[Prediction | ApiError] = []
+        for digit in digits:
+            if isinstance(digit, np.ndarray):
+                answers.append(next(found))
+            else:
+                answers.append(blank() if digit is None else digit)
+        return answers
+
+    @staticmethod
+    def _preprocess(image: bytes) -> np.ndarray | ApiError | None:
+        try:
+            return preprocess(image)
+        except ImageDecodeError as e:
+            return image_error(e)
+
     async def answer(self, item: Item, multi: bool, preprocessed: bool) -> dict:
         """The prediction for one item, as a JSON-ready dict."""
-        if multi and isinstance(item, np.ndarray):
-            raise ApiError(422, "multi reads a number from an image; pixels are one 28x28 digit")
-        try:
-            if multi:
-                number = await asyncio.to_thread(self.predictor.predict_number, item)
-                return number.to_dict()
-            digit = item if isinstance(item, np.ndarray) else await asyncio.to_thread(preprocess, item)
-        except ImageDecodeError as e:
-            raise ApiError(decode_status(e), str(e).replace("<bytes>: ", "")) from None
-        result: Prediction = blank() if digit is None else await self.batcher.submit(digit)
+        if multi:
+            if isinstance(item, np.ndarray):
+                raise ApiError(422, "multi reads a number from an image; pixels are one 28x28 digit")
+            try:
+                return (await asyncio.to_thread(self.predictor.predict_number, item)).to_dict()
+            except ImageDecodeError as e:
+                raise image_error(e) from None
+        result: Prediction = await self.batcher.submit(item)
         out = result.to_dict()
-        if preprocessed and digit is not None:
-            out["preprocessed"] = np.round(digit, 3).tolist()
+        if preprocessed and result.image is not None:
+            out["preprocessed"] = np.round(result.image, 3).tolist()
         return out
 
     async def answer_in_time(self, item: Item, multi: bool, preprocessed: bool) -> dict:
@@ -318,12 +339,14 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
         return FileResponse(STATIC / "index.html")
 
     @app.post("/v1/predict", openapi_extra=REQUEST_BODY)
-    async def predict(request: Request, multi: bool = False, preprocessed: bool = False) -> dict:
+    async def predict(request: Request, multi: bool = False,
+                      preprocessed: bool = False) -> JSONResponse:
         """Recognise one image: the digit, its confidence, the ten probabilities and the top k
         (`multi=true`: the written number, digit by digit). `preprocessed=true` adds the 28x28
         image the model saw."""
         item = (await parse_items(request, config, many=False))[0]
-        return await service.answer_in_time(item, multi, preprocessed)
+        # a plain JSON response: FastAPI would re-encode the finished dict value by value
+        return JSONResponse(await service.answer_in_time(item, multi, preprocessed))
 
     @app.post("/v1/predict/batch", openapi_extra=BATCH_BODY)
     async def predict_batch(request: Request, multi: bool = False) -> dict:
@@ -371,13 +394,14 @@ def app_from_env() -> FastAPI:
     return create_app(ServeConfig(**json.loads(os.environ.get(CONFIG_ENV, "{}"))))
 
 
-def run(config: ServeConfig, host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
-    """Serve until interrupted; SIGTERM/Ctrl-C finish in-flight requests first."""
+def run(config: ServeConfig, host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> int:
+    """Serve until interrupted; SIGTERM/Ctrl-C finish in-flight requests first. The exit
+    status."""
     import uvicorn
 
-    options = {"host": host, "port": port, "log_level": "info", "timeout_graceful_shutdown": 30}
+    options = {"log_level": "info", "timeout_graceful_shutdown": 30}
     if workers > 1:
         os.environ[CONFIG_ENV] = json.dumps(asdict(config))
-        uvicorn.run("digitrec.serve.app:app_from_env", factory=True, workers=workers, **options)
-    else:
-        uvicorn.run(create_app(config), **options)
+        return supervise(host, port, workers, options)
+    uvicorn.run(create_app(config), host=host, port=port, **options)
+    return 0

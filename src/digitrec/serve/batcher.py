@@ -1,9 +1,11 @@
-"""Micro-batching: concurrent requests for single digits share one model call.
+"""Micro-batching: concurrent requests for single digits share one trip to a worker thread.
 
-Each request puts its 28x28 digit on a queue and awaits a future. One worker takes the first
-waiting digit, gathers more until `max_batch` digits or `max_wait_ms` have passed, runs the model
-once on the stack (in a thread, so the event loop keeps accepting requests) and hands each
-caller its own answer. While a batch runs, new requests queue up and form the next one.
+Each request puts its item (an image to read) on a queue and awaits a future. One worker takes
+the first waiting item, gathers more until `max_batch` items or `max_wait_ms` have passed, and
+runs the batch function once on the list in a thread, so the event loop keeps accepting
+requests: reading the images and one model call for all of them. Each caller gets its own
+answer, or its own exception when the batch function returns one in that item's place. While a
+batch runs, new requests queue up and form the next one.
 """
 
 from __future__ import annotations
@@ -13,14 +15,12 @@ import contextlib
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-
-RunBatch = Callable[[np.ndarray], list[Any]]
+RunBatch = Callable[[list[Any]], list[Any]]  # items -> answers (an Exception: that item failed)
 
 
 class MicroBatcher:
-    """Groups concurrent `submit` calls into batches for `run_batch` (digits [N, 28, 28] -> N
-    answers). With `max_batch=1` there is no queue: each call runs the model on its own."""
+    """Groups concurrent `submit` calls into batches for `run_batch` (N items -> N answers).
+    With `max_batch=1` there is no queue: each call runs on its own."""
 
     def __init__(self, run_batch: RunBatch, max_batch: int = 64, max_wait_ms: float = 2.0,
                  on_batch: Callable[[int], None] | None = None) -> None:
@@ -28,7 +28,7 @@ class MicroBatcher:
             raise ValueError("max_batch must be at least 1 and max_wait_ms at least 0")
         self.run_batch, self.max_batch, self.max_wait = run_batch, max_batch, max_wait_ms / 1000
         self.on_batch = on_batch or (lambda size: None)
-        self.queue: asyncio.Queue[tuple[np.ndarray, asyncio.Future]] = asyncio.Queue()
+        self.queue: asyncio.Queue[tuple[Any, asyncio.Future]] = asyncio.Queue()
         self.worker: asyncio.Task | None = None
 
     @property
@@ -40,15 +40,18 @@ class MicroBatcher:
         if self.max_batch > 1 and self.worker is None:
             self.worker = asyncio.create_task(self._work())
 
-    async def submit(self, digit: np.ndarray) -> Any:
-        """The answer for one digit, computed together with whatever else is waiting."""
+    async def submit(self, item: Any) -> Any:
+        """The answer for one item, computed together with whatever else is waiting."""
         if self.max_batch == 1:
             self.on_batch(1)
-            return (await asyncio.to_thread(self.run_batch, digit[None]))[0]
+            answer = (await asyncio.to_thread(self.run_batch, [item]))[0]
+            if isinstance(answer, Exception):
+                raise answer
+            return answer
         if not self.running:
             raise RuntimeError("the batcher is not running")
         future = asyncio.get_running_loop().create_future()
-        await self.queue.put((digit, future))
+        await self.queue.put((item, future))
         return await future
 
     async def close(self) -> None:
@@ -61,7 +64,7 @@ class MicroBatcher:
             await self.worker
         self.worker = None
 
-    async def _gather(self) -> list[tuple[np.ndarray, asyncio.Future]]:
+    async def _gather(self) -> list[tuple[Any, asyncio.Future]]:
         """The next batch: the first waiting item, then more until full or out of time."""
         items = [await self.queue.get()]
         deadline = asyncio.get_running_loop().time() + self.max_wait
@@ -77,16 +80,19 @@ class MicroBatcher:
     async def _work(self) -> None:
         while True:
             items = await self._gather()
-            live = [(digit, future) for digit, future in items if not future.cancelled()]
+            live = [(item, future) for item, future in items if not future.cancelled()]
             try:
                 if live:
                     self.on_batch(len(live))
-                    answers = await asyncio.to_thread(self.run_batch,
-                                                      np.stack([d for d, _ in live]))
+                    answers = await asyncio.to_thread(self.run_batch, [i for i, _ in live])
                     for (_, future), answer in zip(live, answers, strict=True):
-                        if not future.done():
+                        if future.done():
+                            continue
+                        if isinstance(answer, Exception):
+                            future.set_exception(answer)
+                        else:
                             future.set_result(answer)
-            except Exception as e:  # the model failed: every caller in the batch hears why
+            except Exception as e:  # the batch failed: every caller in it hears why
                 for _, future in live:
                     if not future.done():
                         future.set_exception(e)
