@@ -4,7 +4,8 @@ For each backend: images/s at batch sizes 1, 64 and 1024 and single-image latenc
 on real MNIST test images. Backends take turns in several rounds and each keeps its best round,
 so a noisy machine hurts them alike. The ONNX files are RUN_DIR/model.onnx and
 RUN_DIR/model.int8.onnx, exported first when missing. Last line: one JSON object with the
-ratios against eager PyTorch.
+ratios against eager PyTorch, and the arithmetic rate (GFLOP/s) each backend reaches at batch
+64, to hold against the CPU's peak.
 
     python benchmarks/inference.py RUN_DIR
 """
@@ -42,6 +43,25 @@ def torch_backend(run_dir: Path) -> Backend:
         with torch.inference_mode():
             return model(torch.from_numpy(x)).numpy()
     return run
+
+
+def multiply_adds(model: torch.nn.Module) -> int:
+    """Multiply-adds in one forward pass on one 28x28 image (convolutions and linear layers)."""
+    total = 0
+
+    def count(module: torch.nn.Module, _: tuple, out: torch.Tensor) -> None:
+        nonlocal total
+        if isinstance(module, torch.nn.Conv2d):
+            per_output = module.in_channels // module.groups * module.kernel_size[0] * module.kernel_size[1]
+            total += out.numel() * per_output
+        elif isinstance(module, torch.nn.Linear):
+            total += out.numel() * module.in_features
+    hooks = [m.register_forward_hook(count) for m in model.modules()]
+    with torch.inference_mode():
+        model(torch.zeros(1, 1, 28, 28))
+    for hook in hooks:
+        hook.remove()
+    return total
 
 
 def throughput(run: Backend, x: np.ndarray, seconds: float) -> float:
@@ -83,6 +103,7 @@ def main() -> int:
     dataset = read_card(args.run_dir)["data"]["dataset"]
     images = load_split(dataset, "test", args.data_dir)[0][:, None].astype(np.float32) / 255
 
+    gflop_per_image = 2 * multiply_adds(load_model(args.run_dir)[0]) / 1e9
     speed = {name: {b: 0.0 for b in BATCHES} for name in backends}
     times: dict[str, list[np.ndarray]] = {name: [] for name in backends}
     for _ in range(args.rounds):
@@ -106,6 +127,13 @@ def main() -> int:
             result[f"{name}_speedup_batch_{batch}"] = round(
                 speed[name][batch] / speed["torch_eager"][batch], 2)
     result["target_onnx_fp32_speedup_batch_64"] = TARGET_ONNX_SPEEDUP_AT_64
+    rates = {name: speed[name][64] * gflop_per_image for name in backends}
+    result.update({"gflop_per_image": round(gflop_per_image, 4),
+                   **{f"{name}_gflop_s_batch_64": round(r, 1) for name, r in rates.items()}})
+    print(f"at batch 64 ({gflop_per_image:.4f} GFLOP per image): "
+          f"{', '.join(f'{name} {r:.0f}' for name, r in rates.items())} GFLOP/s; a "
+          f"{TARGET_ONNX_SPEEDUP_AT_64:g}x fp32 speed-up would need "
+          f"{TARGET_ONNX_SPEEDUP_AT_64 * rates['torch_eager']:.0f}")
     result.update(machine())
     print(json.dumps(result))
     return 0
