@@ -139,10 +139,13 @@ def test_sigkill_mid_epoch_then_resume_finishes(data_root: Path, tmp_path: Path)
     assert not (run / "card.json").exists()
     done = len(read_jsonl(run / "metrics.jsonl"))
     assert 1 <= done < 4
+    (run / ".state.pt.k1ll3d.tmp").write_bytes(b"half a checkpoint")  # a kill inside a write
     result = subprocess.run(cli("train", "--resume", str(run), "--data-dir", str(data_root)),
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert f"resuming {run} after epoch {done}/4" in result.stdout + result.stderr
+    assert "removed 1 unfinished file(s)" in result.stdout + result.stderr
+    assert not list(run.glob(".*.tmp"))
     assert [r["epoch"] for r in read_jsonl(run / "metrics.jsonl")] == [1, 2, 3, 4]
     assert json.loads((run / "card.json").read_text())["metrics"]["test_accuracy"] > 0.9
 

@@ -51,6 +51,15 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
         raise
 
 
+def remove_stale_temporaries(directory: str | os.PathLike) -> int:
+    """Delete what atomic writes killed mid-way left in `directory` (`.NAME.XXXX.tmp` files);
+    how many there were. Only for a directory no one is writing to."""
+    stale = list(Path(directory).glob(".*.tmp"))
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return len(stale)
+
+
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Atomically write bytes."""
     with atomic_write(path) as f:

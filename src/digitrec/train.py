@@ -35,6 +35,7 @@ from .checkpoint import (
     load_state,
     read_card,
     read_jsonl,
+    remove_stale_temporaries,
     save_run,
     save_state,
     write_jsonl,
@@ -451,6 +452,8 @@ def train(config: TrainConfig | None, run_dir, data_dir=None, resume: bool = Fal
         log = _silent
     state = None
     if resume:
+        if cluster.leader and (stale := remove_stale_temporaries(run_dir)):
+            log(f"removed {stale} unfinished file(s) that an interrupted write left in {run_dir}")
         state = load_state(run_dir)
         try:
             config = TrainConfig(**state["config"])
