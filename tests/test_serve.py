@@ -230,6 +230,18 @@ def post(url: str, body: bytes) -> int:
         return response.status
 
 
+def wait_ready(port: int) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise AssertionError("the server did not become ready")
+
+
 def test_server_answers_and_shuts_down_gracefully(mnist_test):
     images = mnist_test[0]
     number = png(render_number([images[i] for i in range(5)], np.random.default_rng(7)))
@@ -237,14 +249,7 @@ def test_server_answers_and_shuts_down_gracefully(mnist_test):
     server = subprocess.Popen([sys.executable, "-m", "digitrec", "serve", "--port", str(port)],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.2)
+        wait_ready(port)
         statuses: list[int] = []
         answered: list[float] = []
 
@@ -268,18 +273,6 @@ def test_server_answers_and_shuts_down_gracefully(mnist_test):
         if server.poll() is None:
             server.kill()
     assert "Traceback" not in server.stdout.read()
-
-
-def wait_ready(port: int) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.2)
-    raise AssertionError("the server did not become ready")
 
 
 def healthz_count(connection: http.client.HTTPConnection) -> int:
