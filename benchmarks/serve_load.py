@@ -3,8 +3,9 @@
 Starts the server (one worker process per core by default) twice, with micro-batching on
 (--max-batch 64) and off (--max-batch 1), and for each runs N keep-alive HTTP clients (asyncio,
 one process) for --seconds or --requests, whichever ends first. The PNGs are MNIST test digits
-drawn as the web page sends them (280x280, black ink on white). Prints req/s, latency
-p50/p95/p99 and the error count; last line: JSON.
+drawn as the web page sends them (280x280, black ink on white). The server runs with
+`--log-level warning` (no line per request). Prints req/s, latency p50/p95/p99 and the error
+count; last line: JSON.
 
     python benchmarks/serve_load.py --clients 32 --seconds 10
 """
@@ -19,8 +20,10 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -103,20 +106,26 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(port: int, max_batch: int, workers: int, model: str | None) -> subprocess.Popen:
-    command = [sys.executable, "-m", "digitrec", "serve", "--port", str(port),
-               "--max-batch", str(max_batch), "--workers", str(workers)]
-    server = subprocess.Popen(command + (["--model", model] if model else []),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def start_server(port: int, max_batch: int, workers: int, model: str | None,
+                 log: Path) -> subprocess.Popen:
+    """The server, once it answers /readyz (and, with several workers, once it says all of
+    them are ready: /readyz answers as soon as one listens)."""
+    command = [sys.executable, "-m", "digitrec", "serve", "--port", str(port), "--max-batch",
+               str(max_batch), "--workers", str(workers), "--log-level", "warning"]
+    with log.open("w") as out:
+        server = subprocess.Popen(command + (["--model", model] if model else []),
+                                  stdout=out, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1):
-                return server
+                if workers == 1 or "workers ready" in log.read_text():
+                    return server
         except OSError:
-            time.sleep(0.2)
+            pass
+        time.sleep(0.2)
     server.kill()
-    raise SystemExit("the server did not become ready within 60 s")
+    raise SystemExit(f"the server did not become ready within 60 s (its log: {log})")
 
 
 def main() -> int:
@@ -131,12 +140,11 @@ def main() -> int:
     args = parser.parse_args()
 
     bodies = drawings(200, args.data_dir)
+    logs = Path(tempfile.mkdtemp(prefix="serve_load."))
     result: dict = {"clients": args.clients, "workers": args.workers}
     for name, max_batch in (("batching_on", 64), ("batching_off", 1)):
         port = free_port()
-        server = start_server(port, max_batch, args.workers, args.model)
-        if args.workers > 1:
-            time.sleep(5)  # /readyz answers once one worker listens: let the others load too
+        server = start_server(port, max_batch, args.workers, args.model, logs / f"{name}.log")
         try:
             asyncio.run(load(port, bodies[:20], args.clients, 1.0, 500))  # warm-up
             result[name] = asyncio.run(load(port, bodies, args.clients, args.seconds, args.requests))

@@ -94,6 +94,48 @@ def test_batch_forms_and_per_image_errors(client, photos, mnist_test):
     assert [r["digit"] for r in by_pixels.json()["results"]] == list(digits[:5])
 
 
+def test_a_failing_image_fails_alone(photos, monkeypatch):
+    """A bug in preprocessing one image is a logged 500 for that image, not for its batch."""
+    from digitrec.serve import app as app_module
+
+    pictures, labels = photos
+    cursed = png(np.full((40, 40), 7, np.uint8))
+
+    def preprocess(data: bytes):
+        if data == cursed:
+            raise RuntimeError("a bug")
+        return app_module.preprocess.__wrapped__(data)
+    preprocess.__wrapped__ = app_module.preprocess
+    monkeypatch.setattr(app_module, "preprocess", preprocess)
+    with TestClient(create_app(ServeConfig(max_wait_ms=50)), raise_server_exceptions=False) as fresh:
+        files = [("files", (f"{k}.png", p, "image/png")) for k, p in enumerate([cursed, *pictures])]
+        results = fresh.post("/v1/predict/batch", files=files).json()["results"]
+        single = fresh.post("/v1/predict", content=cursed, headers={"content-type": "image/png"})
+    assert results[0]["error"]["status"] == 500 and [r["digit"] for r in results[1:]] == labels
+    assert single.status_code == 500 and "Traceback" not in single.text
+
+
+def test_large_images_are_read_outside_the_batch(mnist_test, monkeypatch):
+    from digitrec.serve.app import BATCH_PIXELS, Service
+
+    images, labels = mnist_test
+    seen: list[type] = []
+    read_digits = Service.read_digits
+
+    def spy(self, items):
+        seen.extend(type(item) for item in items)
+        return read_digits(self, items)
+    monkeypatch.setattr(Service, "read_digits", spy)
+    side = int(BATCH_PIXELS**0.5) + 100
+    large = png(Image.fromarray(255 - images[0]).resize((side, side), Image.BILINEAR))
+    small = png(Image.fromarray(255 - images[1]).resize((280, 280), Image.BILINEAR))
+    with TestClient(create_app()) as fresh:
+        answers = [fresh.post("/v1/predict", content=image, headers={"content-type": "image/png"})
+                   for image in (large, small)]
+    assert [a.json()["digit"] for a in answers] == list(labels[:2])
+    assert seen == [np.ndarray, bytes]  # the large one came to the batch already preprocessed
+
+
 def bomb() -> bytes:
     """A 20000 x 20000 PNG of a few KB: decoding it would take 400 MB."""
     return png(Image.new("1", (20000, 20000)))
@@ -303,12 +345,16 @@ def test_workers_share_the_connections_and_stop_together():
             for connection in connections:
                 connection.close()
         assert len(set(counts)) == 2
+        second = subprocess.run([sys.executable, "-m", "digitrec", "serve", "--port", str(port),
+                                 "--workers", "2"], capture_output=True, text=True, timeout=60)
+        assert second.returncode == 1 and "cannot listen" in second.stderr  # never shares a port
         server.send_signal(signal.SIGTERM)
         assert server.wait(timeout=30) == 0
     finally:
         if server.poll() is None:
             server.kill()
-    assert "Traceback" not in server.stdout.read()
+    output = server.stdout.read()
+    assert f"2 workers ready on http://127.0.0.1:{port}" in output and "Traceback" not in output
 
 
 def test_workers_on_a_taken_port_are_one_clear_error():

@@ -298,7 +298,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .predict import load_backend
 
     load_backend(args.model)  # a bad model is one clear error here, not one per worker
-    return run(config, host=args.host, port=args.port, workers=args.workers)
+    return run(config, host=args.host, port=args.port, workers=args.workers,
+               log_level=args.log_level)
 
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
@@ -390,6 +391,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    serve.add_argument("--log-level", default="info",
+                       choices=["critical", "error", "warning", "info", "debug"],
+                       help="info (default) logs every request; warning only problems")
     serve.add_argument("--max-batch", type=int, default=64,
                        help="most digits per model call; 1 turns micro-batching off (default 64)")
     serve.add_argument("--max-wait-ms", type=float, default=2.0,

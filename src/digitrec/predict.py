@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -33,9 +33,14 @@ class Prediction:
     image: np.ndarray | None = field(default=None, repr=False)  # the 28x28 the model saw
 
     def to_dict(self) -> dict:
-        """JSON-ready fields (without the image, and without the box when there is none)."""
-        return {f.name: getattr(self, f.name) for f in fields(self)
-                if f.name != "image" and not (f.name == "box" and self.box is None)}
+        """JSON-ready fields (without the image, and without the box when there is none), in
+        new lists: changing the dict leaves the prediction as it was."""
+        out = {"digit": self.digit, "confidence": self.confidence, "status": self.status,
+               "probabilities": list(self.probabilities),
+               "top_k": [dict(entry) for entry in self.top_k]}
+        if self.box is not None:
+            out["box"] = self.box
+        return out
 
 
 @dataclass

@@ -340,7 +340,9 @@ def normalise_stroke(crop: np.ndarray) -> np.ndarray:
         radius = round((target - width) / 2)
         return _window_extreme(np.pad(crop, radius), radius, np.max)
     if width > 3 * target:
-        return _window_extreme(crop, round((width - target) / 2), np.min)
+        thinned = _window_extreme(crop, round((width - target) / 2), np.min)
+        if thinned.any():  # a blob with no stroke in it is left as it is
+            return thinned
     return crop
 
 

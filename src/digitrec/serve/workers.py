@@ -1,10 +1,10 @@
-"""`digitrec serve --workers N`: N server processes that share one port.
+"""`digitrec serve --workers N`: N server processes that share one port (Linux).
 
 Each worker binds its own listening socket with SO_REUSEPORT, so the kernel spreads new
-connections evenly over the workers. (uvicorn's own `workers=N` shares one socket, and the
-first worker to wake up accepts a whole burst of connections: with keep-alive clients one
-process did all the work while the others idled.) A worker that dies is replaced; one that
-dies within its first seconds means the service cannot start, and everything stops.
+connections over the workers. (uvicorn's own `workers=N` shares one socket, and the first
+worker to wake up accepts a whole burst of connections: with keep-alive clients one process
+did all the work while the others idled.) A worker that dies after it was serving is replaced;
+one that dies before it ever served means the service cannot start, and everything stops.
 SIGTERM or Ctrl-C: every worker finishes its in-flight requests, then the supervisor exits.
 """
 
@@ -13,29 +13,33 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import multiprocessing.connection
+import multiprocessing.synchronize
 import signal
 import socket
+import sys
+import threading
 import time
 from typing import Any
 
 from ..errors import DigitrecError
 
 log = logging.getLogger("digitrec.serve")
-STARTUP_S = 10.0  # a worker that exits sooner than this after its start failed to start
+RESTART_PAUSE_S = 1.0  # between a worker's death and its replacement (no tight crash loop)
 
 
-def listening_socket(host: str, port: int) -> socket.socket:
-    """A TCP socket bound to host:port that the other workers can bind too (SO_REUSEPORT).
+def listening_socket(host: str, port: int, share: bool = True) -> socket.socket:
+    """A TCP socket bound to host:port; `share`: the other workers can bind it too.
 
-    Created with IPPROTO_TCP so asyncio turns Nagle's algorithm off on every connection it
-    accepts (it checks the protocol number; a plain socket() has 0 there and small answers
-    then wait for the client's delayed ACK).
+    Created with IPPROTO_TCP: plain asyncio turns Nagle's algorithm off on the connections it
+    accepts only when the protocol number says TCP (a bare socket() has 0 there, and small
+    answers then wait for the client's delayed ACK).
     """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if share:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((host, port))
     except OSError:
         sock.close()
@@ -43,55 +47,80 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve_worker(host: str, port: int, options: dict[str, Any]) -> None:
-    """One worker process: the app from $DIGITREC_SERVE_CONFIG on its own socket."""
+def serve_worker(host: str, port: int, options: dict[str, Any],
+                 ready: multiprocessing.synchronize.Event) -> None:
+    """One worker process: the app from $DIGITREC_SERVE_CONFIG on its own socket; `ready` is
+    set once it accepts connections."""
     import uvicorn
 
-    config = uvicorn.Config("digitrec.serve.app:app_from_env", factory=True, **options)
-    uvicorn.Server(config).run(sockets=[listening_socket(host, port)])
+    server = uvicorn.Server(uvicorn.Config("digitrec.serve.app:app_from_env", factory=True,
+                                           **options))
+
+    def report_ready() -> None:
+        while not server.started and not server.should_exit:
+            time.sleep(0.05)
+        if server.started:
+            ready.set()
+    threading.Thread(target=report_ready, daemon=True).start()
+    server.run(sockets=[listening_socket(host, port)])
 
 
 def supervise(host: str, port: int, workers: int, options: dict[str, Any]) -> int:
     """Run `workers` worker processes until a signal stops them; the exit status."""
-    try:
-        with listening_socket(host, port) as probe:
+    if not sys.platform.startswith("linux"):
+        raise DigitrecError("--workers above 1 needs Linux (SO_REUSEPORT spreads the "
+                            "connections there); elsewhere run one worker per port")
+    try:  # not shared: fails if anything, another digitrec included, listens there
+        with listening_socket(host, port, share=False) as probe:
             port = probe.getsockname()[1]  # port 0: every worker takes the one chosen here
     except OSError as e:
         raise DigitrecError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
     context = multiprocessing.get_context("spawn")
-    started: dict[multiprocessing.process.BaseProcess, float] = {}
-    stopping, status = False, 0
+    started: dict[multiprocessing.process.BaseProcess, multiprocessing.synchronize.Event] = {}
+    stopping, status, announced = False, 0, False
 
     def start() -> None:
-        process = context.Process(target=serve_worker, args=(host, port, options))
+        if stopping:
+            return
+        ready = context.Event()
+        process = context.Process(target=serve_worker, args=(host, port, options, ready))
         process.start()
-        started[process] = time.monotonic()
+        started[process] = ready
 
-    def stop(*_: object) -> None:
+    def stop(*_: object) -> None:  # the signal handler: the loop below does the stopping
         nonlocal stopping
         stopping = True
-        for process in started:
-            if process.is_alive():
-                process.terminate()  # SIGTERM: uvicorn's graceful shutdown
+
+    signalled: set[multiprocessing.process.BaseProcess] = set()
 
     previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         for _ in range(workers):
             start()
         while started:
-            multiprocessing.connection.wait([p.sentinel for p in started])
+            multiprocessing.connection.wait([p.sentinel for p in started], timeout=0.2)
+            if stopping:
+                for process in set(started) - signalled:
+                    process.terminate()  # SIGTERM: uvicorn's graceful shutdown
+                    signalled.add(process)
+            if not announced and all(ready.is_set() for ready in started.values()):
+                announced = True
+                shown = f"[{host}]" if ":" in host else host
+                print(f"digitrec serve: {workers} workers ready on http://{shown}:{port}",
+                      flush=True)
             for process in [p for p in started if not p.is_alive()]:
-                lived = time.monotonic() - started.pop(process)
+                served = started.pop(process).is_set()
                 if stopping:
                     continue
-                if lived < STARTUP_S:
-                    log.error("a worker exited during startup (status %s); stopping",
+                if not served:
+                    log.error("a worker failed to start (status %s); stopping",
                               process.exitcode)
                     status = 1
                     stop()
                 else:
                     log.warning("a worker exited (status %s); starting a new one",
                                 process.exitcode)
+                    time.sleep(RESTART_PAUSE_S)
                     start()
         return status
     finally:
