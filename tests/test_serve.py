@@ -7,6 +7,7 @@ import asyncio
 import base64
 import http.client
 import io
+import os
 import signal
 import socket
 import subprocess
@@ -355,6 +356,40 @@ def test_workers_share_the_connections_and_stop_together():
             server.kill()
     output = server.stdout.read()
     assert f"2 workers ready on http://127.0.0.1:{port}" in output and "Traceback" not in output
+
+
+def worker_pids(supervisor: int) -> list[int]:
+    """The serving processes under a `--workers` supervisor (not multiprocessing's helpers)."""
+    children = Path(f"/proc/{supervisor}/task/{supervisor}/children").read_text().split()
+    return [int(pid) for pid in children
+            if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+
+
+def test_a_worker_that_dies_is_replaced():
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "digitrec", "serve", "--port", str(port),
+                               "--workers", "2", "--log-level", "warning"],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert "2 workers ready" in server.stdout.readline()
+        first = worker_pids(server.pid)
+        assert len(first) == 2
+        os.kill(first[0], signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and (len(worker_pids(server.pid)) < 2
+                                               or first[0] in worker_pids(server.pid)):
+            time.sleep(0.2)
+        assert len(worker_pids(server.pid)) == 2 and first[0] not in worker_pids(server.pid)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10) as r:
+            assert r.status == 200
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=30) == 0
+    finally:
+        if server.poll() is None:
+            server.kill()
+    output = server.stdout.read()
+    assert "a worker exited" in output and "starting a new one" in output
+    assert "Traceback" not in output
 
 
 def test_workers_on_a_taken_port_are_one_clear_error():
