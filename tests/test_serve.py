@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import http.client
 import io
 import os
@@ -15,6 +16,7 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -326,12 +328,24 @@ def healthz_count(connection: http.client.HTTPConnection) -> int:
                     if line.startswith('digitrec_requests_total{route="/healthz"')))
 
 
+@contextlib.contextmanager
+def two_workers(port: int, *options: str) -> Iterator[subprocess.Popen]:
+    """`digitrec serve --workers 2` on `port`, stopped with SIGTERM at the end (exit status 0)."""
+    server = subprocess.Popen([sys.executable, "-m", "digitrec", "serve", "--port", str(port),
+                               "--workers", "2", *options],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        yield server
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=30) == 0
+    finally:
+        if server.poll() is None:
+            server.kill()
+
+
 def test_workers_share_the_connections_and_stop_together():
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "digitrec", "serve", "--port", str(port),
-                               "--workers", "2"], stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True)
-    try:
+    with two_workers(port) as server:
         wait_ready(port)  # one worker listens; the other may still be loading the model
         deadline, counts = time.monotonic() + 30, [0]
         while len(set(counts)) < 2 and time.monotonic() < deadline:
@@ -349,11 +363,6 @@ def test_workers_share_the_connections_and_stop_together():
         second = subprocess.run([sys.executable, "-m", "digitrec", "serve", "--port", str(port),
                                  "--workers", "2"], capture_output=True, text=True, timeout=60)
         assert second.returncode == 1 and "cannot listen" in second.stderr  # never shares a port
-        server.send_signal(signal.SIGTERM)
-        assert server.wait(timeout=30) == 0
-    finally:
-        if server.poll() is None:
-            server.kill()
     output = server.stdout.read()
     assert f"2 workers ready on http://127.0.0.1:{port}" in output and "Traceback" not in output
 
@@ -367,10 +376,7 @@ def worker_pids(supervisor: int) -> list[int]:
 
 def test_a_worker_that_dies_is_replaced():
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "digitrec", "serve", "--port", str(port),
-                               "--workers", "2", "--log-level", "warning"],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
+    with two_workers(port, "--log-level", "warning") as server:
         assert "2 workers ready" in server.stdout.readline()
         first = worker_pids(server.pid)
         assert len(first) == 2
@@ -382,11 +388,6 @@ def test_a_worker_that_dies_is_replaced():
         assert len(worker_pids(server.pid)) == 2 and first[0] not in worker_pids(server.pid)
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10) as r:
             assert r.status == 200
-        server.send_signal(signal.SIGTERM)
-        assert server.wait(timeout=30) == 0
-    finally:
-        if server.poll() is None:
-            server.kill()
     output = server.stdout.read()
     assert "a worker exited" in output and "starting a new one" in output
     assert "Traceback" not in output
