@@ -119,16 +119,20 @@ def test_a_failing_image_fails_alone(photos, monkeypatch):
 
 
 def test_large_images_are_read_outside_the_batch(mnist_test, monkeypatch):
-    from digitrec.serve.app import BATCH_PIXELS, Service
+    from digitrec.serve.app import BATCH_PIXELS
 
     images, labels = mnist_test
-    seen: list[type] = []
-    read_digits = Service.read_digits
+    paths: list[str] = []
 
-    def spy(self, items):
-        seen.extend(type(item) for item in items)
-        return read_digits(self, items)
-    monkeypatch.setattr(Service, "read_digits", spy)
+    def spy(name: str):
+        original = getattr(MicroBatcher, name)
+
+        async def call(self, item):
+            paths.append(name)
+            return await original(self, item)
+        return call
+    for name in ("submit", "run_alone"):
+        monkeypatch.setattr(MicroBatcher, name, spy(name))
     side = int(BATCH_PIXELS**0.5) + 100
     large = png(Image.fromarray(255 - images[0]).resize((side, side), Image.BILINEAR))
     small = png(Image.fromarray(255 - images[1]).resize((280, 280), Image.BILINEAR))
@@ -136,7 +140,7 @@ def test_large_images_are_read_outside_the_batch(mnist_test, monkeypatch):
         answers = [fresh.post("/v1/predict", content=image, headers={"content-type": "image/png"})
                    for image in (large, small)]
     assert [a.json()["digit"] for a in answers] == list(labels[:2])
-    assert seen == [np.ndarray, bytes]  # the large one came to the batch already preprocessed
+    assert paths == ["run_alone", "submit"]  # the large one was read alone, never queued
 
 
 def bomb() -> bytes:

@@ -17,7 +17,7 @@ import numpy as np
 
 from .calibration import card_temperature, softmax
 from .errors import ModelError
-from .preprocess import ImageSource, digit_ink, ink_of, normalise_digit, split_digits
+from .preprocess import ImageSource, ink_of, normalise_digit, preprocess, split_digits
 
 
 @dataclass
@@ -205,7 +205,7 @@ class Predictor:
 
     def predict(self, images: list[ImageSource]) -> list[Prediction]:
         """One prediction per image (each image holds one digit)."""
-        prepared = [normalise_digit(digit_ink(image)) for image in images]
+        prepared = [preprocess(image) for image in images]
         answers = iter(self.classify([p for p in prepared if p is not None]))
         return [next(answers) if p is not None else blank() for p in prepared]
 

@@ -243,15 +243,10 @@ class Service:
                 return (await asyncio.to_thread(self.predictor.predict_number, item)).to_dict()
             except ImageDecodeError as e:
                 raise image_error(e) from None
-        if isinstance(item, bytes) and pixel_count(item) > BATCH_PIXELS:
-            # a large image would hold up everyone in its batch: it gets a thread of its own
-            digit = await asyncio.to_thread(self._preprocess, item)
-            if isinstance(digit, Exception):
-                raise digit
-            if digit is None:
-                return blank().to_dict()
-            item = digit
-        result: Prediction = await self.batcher.submit(item)
+        # a large image would hold up everyone in its batch: it is read on its own
+        large = isinstance(item, bytes) and pixel_count(item) > BATCH_PIXELS
+        result: Prediction = await (self.batcher.run_alone(item) if large
+                                    else self.batcher.submit(item))
         out = result.to_dict()
         if preprocessed and result.image is not None:
             out["preprocessed"] = np.round(result.image, 3).tolist()

@@ -43,16 +43,20 @@ class MicroBatcher:
     async def submit(self, item: Any) -> Any:
         """The answer for one item, computed together with whatever else is waiting."""
         if self.max_batch == 1:
-            self.on_batch(1)
-            answer = (await asyncio.to_thread(self.run_batch, [item]))[0]
-            if isinstance(answer, Exception):
-                raise answer
-            return answer
+            return await self.run_alone(item)
         if not self.running:
             raise RuntimeError("the batcher is not running")
         future = asyncio.get_running_loop().create_future()
         await self.queue.put((item, future))
         return await future
+
+    async def run_alone(self, item: Any) -> Any:
+        """The answer for one item, computed on its own in a thread (no queue, no waiting)."""
+        self.on_batch(1)
+        answer = (await asyncio.to_thread(self.run_batch, [item]))[0]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
 
     async def close(self) -> None:
         """Answer everything already queued, then stop the worker."""
