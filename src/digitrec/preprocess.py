@@ -40,7 +40,7 @@ SPECK_FRACTION = 0.02  # components smaller than this fraction of the largest ar
 STROKE_FRACTION = 0.12  # MNIST strokes are about 2.4 px wide in the 20 px box
 STUB_FRACTION = 0.2  # after a cut, pieces smaller than this fraction of the largest are stubs
 CUT_PENALTY = 0.5  # log-odds against each cut: a cut needs some evidence
-CROSSING_PENALTY = 1.0  # and more for each extra stroke it severs (touching digits touch once)
+CROSSING_PENALTY = 0.2  # and a little more for each extra stroke it severs
 MIN_CUT_WIDTH = 0.8  # ink narrower than this many line heights is one digit, never cut
 QUICK_SIZE = 128  # a single digit is first looked for at this working size,
 DETAIL = 40  # which is kept when the digit is at least this many pixels tall or wide there
@@ -418,7 +418,8 @@ def split_digits(ink: np.ndarray, judge: Judge | None = None) -> list[Segment]:
 
     Connected components are the starting point; fragments much shorter than the line (a
     broken stroke) join a neighbouring digit. A component wide enough to hold touching digits
-    may be cut at columns with little ink: with a `judge` (a classifier's confidence), the cuts
+    may be cut at columns with little ink: with a `judge` (how sure a classifier is that a
+    piece of ink is one digit: `Predictor` asks the digit model and the cut verifier), the cuts
     are chosen by dynamic programming so that the classifier is surest of the resulting digits
     and their widths are plausible (segmentation by recognition); without one, components wider
     than 1.3 line heights are cut into equal-width digits at their thinnest columns.
