@@ -48,6 +48,17 @@ def trained_run(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tu
 
 
 @pytest.fixture(scope="session")
+def trained_verifier(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A cut verifier trained by this test session the way the shipped one was (about 50 s on
+    2 CPU cores)."""
+    from digitrec.verifier import train_verifier
+
+    path = tmp_path_factory.mktemp("verifier") / "verifier.onnx"
+    train_verifier(path, data_root, log=lambda *_: None)
+    return path
+
+
+@pytest.fixture(scope="session")
 def mnist_test(data_root: Path) -> tuple[np.ndarray, np.ndarray]:
     """The MNIST test split."""
     from digitrec.data import load_split

@@ -27,21 +27,31 @@ def test_rendered_digits_are_read_as_well_as_mnist(trained_run, mnist_test):
     assert accuracy >= card["metrics"]["test_accuracy"] - 0.010
 
 
-def test_five_digit_numbers(trained_run, mnist_test):
-    run, _ = trained_run
+def read_numbers(predictor: Predictor, mnist_test, seed: int, count: int) -> float:
+    """The fraction of `count` five-digit numbers, rendered as photos, read exactly."""
     images, labels = mnist_test
-    predictor = Predictor(run)
-    rng = np.random.default_rng(1)
+    rng = np.random.default_rng(seed)
     right = 0
-    for _ in range(60):
+    for _ in range(count):
         picks = rng.choice(len(labels), 5)
         number = predictor.predict_number(render_number([images[i] for i in picks], rng))
         right += number.number == "".join(map(str, labels[picks]))
         assert len(number.digits) == len(number.number)
         assert all(d.box is not None and d.image.shape == (28, 28) for d in number.digits)
-    # measured: 55 of these 60 (91.7%) with this two-epoch model, 89.5% of 200 numbers; the
-    # shipped model (99.75%) reads 90.5% of those 200. The goal is 95%.
-    assert right / 60 >= 0.90
+    return right / count
+
+
+def test_five_digit_numbers(trained_run, trained_verifier, mnist_test):
+    # measured: 92.5% of these 200 with this session's two-epoch model (99.34% on MNIST) and
+    # verifier, 89.5% without a verifier. The issue's goal is 95%.
+    predictor = Predictor(trained_run[0], verifier=trained_verifier)
+    assert read_numbers(predictor, mnist_test, seed=1, count=200) >= 0.92
+
+
+def test_the_shipped_model_reads_five_digit_numbers(mnist_test):
+    # the shipped model (99.75% on MNIST) and verifier: measured 94.5% of these 200 (95.7% of
+    # 1,200 numbers, seeds 1, 2, 21, 22, 31, 32)
+    assert read_numbers(Predictor(), mnist_test, seed=2, count=200) >= 0.94
 
 
 def test_blank_uncertain_and_top_k(trained_run, mnist_test):

@@ -19,6 +19,8 @@ from . import __version__
 from .errors import DigitrecError
 
 DATA_DIR_HELP = "directory with dataset files (default: $DIGITREC_DATA, else ~/.cache/digitrec/data)"
+VERIFIER_HELP = ("the .onnx file from `digitrec train-verifier` that judges where numbers "
+                 "are cut (default: the shipped one)")
 
 
 def cmd_data(args: argparse.Namespace) -> int:
@@ -198,6 +200,21 @@ def write_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_verifier(args: argparse.Namespace) -> int:
+    """Train the verifier that judges where written numbers are cut into digits."""
+    require_torch("onnx", "onnxscript")
+    from .verifier import train_verifier
+
+    if args.count < 1 or args.epochs < 1:
+        raise DigitrecError("--count and --epochs must be at least 1")
+    report = train_verifier(args.out, data_dir=args.data_dir, count=args.count,
+                            epochs=args.epochs, seed=args.seed,
+                            log=(lambda text: print(text, file=sys.stderr)) if args.json else print)
+    if args.json:
+        print(json.dumps(report))
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     """Export a run to ONNX (checked against PyTorch), optionally with an int8 copy."""
     require_torch("onnx", "onnxscript")
@@ -261,7 +278,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     if args.top_k < 1 or not 0 <= args.min_confidence <= 1:
         raise DigitrecError("--top-k must be at least 1 and --min-confidence in [0, 1]")
-    predictor = Predictor(args.model, top_k=args.top_k, min_confidence=args.min_confidence)
+    predictor = Predictor(args.model, top_k=args.top_k, min_confidence=args.min_confidence,
+                          verifier=args.verifier)
     failed = False
     for index, path in enumerate(expand_inputs(args.paths)):
         try:
@@ -293,11 +311,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.workers < 1 or args.max_batch < 1 or args.max_wait_ms < 0 or args.max_body_mb <= 0:
         raise DigitrecError("--workers and --max-batch must be at least 1, --max-wait-ms at "
                             "least 0 and --max-body-mb above 0")
-    config = ServeConfig(model=args.model, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
-                         max_body_bytes=int(args.max_body_mb * 2**20), timeout_s=args.timeout)
-    from .predict import load_backend
+    config = ServeConfig(model=args.model, verifier=args.verifier, max_batch=args.max_batch,
+                         max_wait_ms=args.max_wait_ms, max_body_bytes=int(args.max_body_mb * 2**20),
+                         timeout_s=args.timeout)
+    from .predict import load_backend, load_verifier
 
     load_backend(args.model)  # a bad model is one clear error here, not one per worker
+    load_verifier(args.verifier)
     return run(config, host=args.host, port=args.port, workers=args.workers,
                log_level=args.log_level)
 
@@ -371,6 +391,18 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--data-dir", help=DATA_DIR_HELP)
     export.set_defaults(run=cmd_export)
 
+    verifier = commands.add_parser("train-verifier",
+                                   help="train the verifier that judges where numbers are cut")
+    verifier.add_argument("--out", default="digit-verifier.onnx",
+                          help="ONNX file to write (default: digit-verifier.onnx)")
+    verifier.add_argument("--count", type=int, default=60_000,
+                          help="whole digits, and as many pieces, to train on (default 60000)")
+    verifier.add_argument("--epochs", type=int, default=3, help="passes over them (default 3)")
+    verifier.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    verifier.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    verifier.add_argument("--data-dir", help=DATA_DIR_HELP)
+    verifier.set_defaults(run=cmd_train_verifier)
+
     predict = commands.add_parser("predict", help="recognise digits in image files")
     predict.add_argument("paths", nargs="+", metavar="PATH",
                          help="image file, directory (searched recursively) or - for stdin")
@@ -381,6 +413,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="read a written number (one line of digits) instead of one digit")
     predict.add_argument("--min-confidence", type=float, default=0.0, metavar="P",
                          help="below this probability the answer is 'unknown' (default 0)")
+    predict.add_argument("--verifier", help=VERIFIER_HELP)
     predict.add_argument("--json", action="store_true", help="one JSON object per input line")
     predict.add_argument("--save-preprocessed", metavar="DIR",
                          help="write the 28x28 images the model saw, as PNG")
@@ -388,6 +421,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="serve the drawing page and the HTTP API")
     serve.add_argument("--model", help="an .onnx file or a run directory (default: the shipped model)")
+    serve.add_argument("--verifier", help=VERIFIER_HELP)
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")

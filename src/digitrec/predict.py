@@ -90,6 +90,9 @@ class TorchBackend:
 
 INPUT, OUTPUT = "image", "logits"  # tensor names in exported ONNX files
 DEFAULT_MODEL = "mnist-accurate.onnx"  # in digitrec/assets/
+DEFAULT_VERIFIER = "digit-verifier.onnx"  # in digitrec/assets/: see digitrec.verifier
+VERIFIER_LABELS = ["pieces", "digit"]  # the verifier's outputs
+WHOLE = VERIFIER_LABELS.index("digit")
 ONNX_BATCH = 1024  # images per ONNX Runtime call (bounds memory on large inputs)
 
 
@@ -146,11 +149,16 @@ def _json_or_text(value: str):
         return value
 
 
-def default_model() -> Path:
-    """The ONNX model shipped inside the package."""
+def shipped(name: str) -> Path:
+    """A file shipped inside the package (digitrec/assets/)."""
     from importlib.resources import files
 
-    return Path(str(files("digitrec") / "assets" / DEFAULT_MODEL))
+    return Path(str(files("digitrec") / "assets" / name))
+
+
+def default_model() -> Path:
+    """The ONNX model shipped inside the package."""
+    return shipped(DEFAULT_MODEL)
 
 
 def load_backend(model: str | os.PathLike | None = None):
@@ -164,14 +172,26 @@ def load_backend(model: str | os.PathLike | None = None):
     return OnnxBackend.load(path)
 
 
+def load_verifier(path: str | os.PathLike | None = None) -> OnnxBackend:
+    """A verifier from `digitrec train-verifier` (None: the shipped one)."""
+    path = shipped(DEFAULT_VERIFIER) if path is None else Path(path)
+    if not path.is_file():
+        raise ModelError(f"verifier {path} does not exist")
+    verifier = OnnxBackend.load(path)
+    if verifier.metadata.get("labels") != VERIFIER_LABELS:
+        raise ModelError(f"{path} is not a verifier from `digitrec train-verifier`")
+    return verifier
+
+
 class Predictor:
     """Recognise digits (or written numbers) in images with a trained model."""
 
     def __init__(self, model: str | os.PathLike | None = None, top_k: int = 3,
-                 min_confidence: float = 0.0) -> None:
+                 min_confidence: float = 0.0, verifier: str | os.PathLike | None = None) -> None:
         if not 0.0 <= min_confidence <= 1.0:
             raise ValueError("min_confidence must be between 0 and 1")
         self.backend = load_backend(model)
+        self.verifier = load_verifier(verifier)
         self.top_k = top_k
         self.min_confidence = min_confidence
 
@@ -198,10 +218,14 @@ class Predictor:
                                  for d in ranked])
 
     def _confidences(self, digits: list[np.ndarray]) -> list[float]:
-        """The classifier's top probability for each 28x28 digit (judges digit splits)."""
+        """How sure we are that each 28x28 piece of ink is a digit (judges where a number is
+        cut): the classifier's top probability times the verifier's that it is one whole digit."""
         if not digits:
             return []
-        return [float(p.max()) for p in self.backend.probabilities(np.stack(digits))]
+        batch = np.stack(digits)
+        read = self.backend.probabilities(batch).max(1)
+        whole = self.verifier.probabilities(batch)[:, WHOLE]
+        return [float(p) for p in read * whole]
 
     def predict(self, images: list[ImageSource]) -> list[Prediction]:
         """One prediction per image (each image holds one digit)."""

@@ -48,6 +48,7 @@ class ServeConfig:
     """Everything `digitrec serve` can set."""
 
     model: str | None = None  # .onnx file or run directory; None: the shipped model
+    verifier: str | None = None  # from `digitrec train-verifier`; None: the shipped one
     max_batch: int = 64  # digits per model call (1 turns micro-batching off)
     max_wait_ms: float = 2.0  # how long a batch waits to fill up
     max_body_bytes: int = 10 * 2**20
@@ -206,7 +207,7 @@ class Service:
 
     def __init__(self, config: ServeConfig, metrics: Metrics) -> None:
         self.config = config
-        self.predictor = Predictor(config.model, top_k=config.top_k)
+        self.predictor = Predictor(config.model, top_k=config.top_k, verifier=config.verifier)
         self.batcher = MicroBatcher(self.read_digits, config.max_batch, config.max_wait_ms,
                                     on_batch=metrics.batch)
         self.ready = False

@@ -1,0 +1,93 @@
+"""The cut verifier: its training examples, a verifier trained by this test session, loading
+it, and `digitrec train-verifier`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from digitrec.errors import ModelError
+from digitrec.predict import WHOLE, OnnxBackend, default_model, load_verifier, shipped
+from digitrec.preprocess import normalise_digit
+from digitrec.verifier import examples, side_by_side
+
+
+def bar(width: int) -> np.ndarray:
+    digit = np.zeros((28, width), np.uint8)
+    digit[4:24] = 255
+    return digit
+
+
+def test_side_by_side_overlaps_and_drops():
+    line = side_by_side(bar(5), bar(7), gap=-2, drop=3)
+    assert line.shape == (31, 10)  # 5 + 7 - 2 columns, 3 rows lower
+    assert line[:, :5].any(1).nonzero()[0].tolist() == list(range(4, 27))  # both in the overlap
+    assert line[:, 5:].any(1).nonzero()[0].tolist() == list(range(7, 27))  # the right one only
+    assert side_by_side(bar(2), bar(6), gap=-3, drop=0).shape == (28, 6)  # cannot start before 0
+
+
+def test_examples_are_balanced_normalised_and_reproducible(mnist_test):
+    images = mnist_test[0][:500]
+    x, y = examples(images, 40, seed=0)
+    assert x.shape == (80, 28, 28) and x.dtype == np.float32
+    assert x.min() >= 0 and x.max() <= 1
+    assert y.tolist() == [1] * 40 + [0] * 40
+    same, _ = examples(images, 40, seed=0)
+    other, _ = examples(images, 40, seed=1)
+    assert np.array_equal(x, same) and not np.array_equal(x, other)
+    # whole digits are MNIST digits as a cut-out digit is normalised
+    assert any(np.array_equal(x[0], normalise_digit(d / np.float32(255))) for d in images)
+
+
+def whole_probability(path: Path, digits: list[np.ndarray]) -> np.ndarray:
+    batch = np.stack([normalise_digit(d / np.float32(255)) for d in digits])
+    return load_verifier(path).probabilities(batch)[:, WHOLE]
+
+
+def test_trained_verifier_tells_whole_digits_from_pairs_and_halves(trained_verifier, mnist_test):
+    images = mnist_test[0]
+    assert OnnxBackend.load(trained_verifier).metadata["test_accuracy"] >= 0.97
+    whole = whole_probability(trained_verifier, list(images[:100]))
+    pairs = whole_probability(trained_verifier, [side_by_side(images[i], images[i + 1], 0, 2)
+                                                 for i in range(100, 200)])
+    halves = whole_probability(trained_verifier, [images[i][:, :14] for i in range(200, 300)])
+    assert (whole > 0.5).mean() >= 0.95
+    assert (pairs < 0.5).mean() >= 0.95 and (halves < 0.5).mean() >= 0.8
+
+
+def test_the_shipped_verifier_is_loaded_and_a_digit_model_is_not_one(tmp_path: Path):
+    assert load_verifier().metadata["verifier"]["test_accuracy"] >= 0.98
+    assert load_verifier(shipped("digit-verifier.onnx")).labels == ["pieces", "digit"]
+    with pytest.raises(ModelError, match="is not a verifier"):
+        load_verifier(default_model())
+    with pytest.raises(ModelError, match="does not exist"):
+        load_verifier(tmp_path / "missing.onnx")
+
+
+def digitrec(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "digitrec", *args], capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_cli_trains_a_verifier(data_root: Path, tmp_path: Path):
+    out = tmp_path / "v.onnx"
+    result = digitrec("train-verifier", "--out", str(out), "--count", "500", "--epochs", "1",
+                      "--json", "--data-dir", str(data_root))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["examples"] == 1000 and report["test_examples"] == 10_000
+    assert load_verifier(out).metadata["verifier"] == report
+    bad = digitrec("train-verifier", "--out", str(out), "--count", "0")
+    assert bad.returncode == 1 and "--count and --epochs must be at least 1" in bad.stderr
+
+
+def test_cli_refuses_a_missing_verifier(tmp_path: Path):
+    (tmp_path / "x.png").write_bytes(b"")
+    result = digitrec("predict", str(tmp_path / "x.png"), "--verifier", str(tmp_path / "no.onnx"))
+    assert result.returncode == 1 and "does not exist" in result.stderr
+    assert "Traceback" not in result.stderr
