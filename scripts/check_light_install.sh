@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The light install: `pip install '.[serve]'` without the train extra (no PyTorch) into a fresh
-# venv, then, offline, `digitrec predict` on an example photo with the shipped model and a
-# prediction from `digitrec serve`.
+# venv, then, offline, `digitrec predict` on the example photos (a digit, a number: the shipped
+# model and verifier) and a prediction from `digitrec serve`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tmp="$(mktemp -d)"
@@ -18,6 +18,9 @@ fi
 answer="$("$tmp/light/bin/digitrec" predict docs/examples/digit.jpg --json)"
 echo "light install, digitrec predict: $answer"
 echo "$answer" | "$py" -c 'import json, sys; assert json.load(sys.stdin)["digit"] == 6'
+number="$("$tmp/light/bin/digitrec" predict docs/examples/number.jpg --multi --json)"
+echo "light install, digitrec predict --multi: $number"
+echo "$number" | "$py" -c 'import json, sys; assert json.load(sys.stdin)["number"] == "21041"'
 
 port="$("$py" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 "$tmp/light/bin/digitrec" serve --port "$port" >"$tmp/serve.log" 2>&1 &

@@ -62,9 +62,11 @@ def render_digit(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
     return _compose(ink, scale, rng)
 
 
-def compose_number(digits: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
+def compose_number(digits: list[np.ndarray], rng: np.random.Generator,
+                   only: int | None = None) -> np.ndarray:
     """MNIST digits side by side (tight crops) with random gaps, slight overlaps and baseline
-    jitter, as white ink on black at MNIST scale."""
+    jitter, as white ink on black at MNIST scale; with `only`, just that digit is drawn (the
+    others keep their places)."""
     crops = []
     for digit in digits:
         cols = np.flatnonzero(digit.max(0) > 30)
@@ -75,15 +77,17 @@ def compose_number(digits: list[np.ndarray], rng: np.random.Generator) -> np.nda
     x = 4
     for k, crop in enumerate(crops):
         y = int(rng.integers(1, 8))
-        region = line[y:y + 28, x:x + crop.shape[1]]
-        np.maximum(region, crop, out=region)
+        if only is None or only == k:
+            region = line[y:y + 28, x:x + crop.shape[1]]
+            np.maximum(region, crop, out=region)
         x += crop.shape[1] + (int(gaps[k]) if k < len(gaps) else 0)
     return line
 
 
-def render_number(digits: list[np.ndarray], rng: np.random.Generator) -> Image.Image:
-    """A written number as a photo/scan (upscaled 3-6x)."""
-    line = compose_number(digits, rng)
+def render_number(digits: list[np.ndarray], rng: np.random.Generator,
+                  only: int | None = None) -> Image.Image:
+    """A written number as a photo/scan (upscaled 3-6x); `only`: see `compose_number`."""
+    line = compose_number(digits, rng, only)
     scale = int(rng.integers(3, 7))
     ink = Image.fromarray(line).resize((line.shape[1] * scale, line.shape[0] * scale),
                                        Image.BICUBIC)
