@@ -12,7 +12,14 @@ import numpy as np
 import pytest
 
 from digitrec.errors import ModelError
-from digitrec.predict import WHOLE, OnnxBackend, default_model, load_verifier, shipped
+from digitrec.predict import (
+    WHOLE,
+    OnnxBackend,
+    default_model,
+    load_backend,
+    load_verifier,
+    shipped,
+)
 from digitrec.preprocess import normalise_digit
 from digitrec.verifier import examples, side_by_side
 
@@ -24,11 +31,12 @@ def bar(width: int) -> np.ndarray:
 
 
 def test_side_by_side_overlaps_and_drops():
-    line = side_by_side(bar(5), bar(7), gap=-2, drop=3)
-    assert line.shape == (31, 10)  # 5 + 7 - 2 columns, 3 rows lower
+    line, start = side_by_side(bar(5), bar(7), gap=-2, drop=3)
+    assert line.shape == (31, 10) and start == 3  # 5 + 7 - 2 columns, 3 rows lower
     assert line[:, :5].any(1).nonzero()[0].tolist() == list(range(4, 27))  # both in the overlap
     assert line[:, 5:].any(1).nonzero()[0].tolist() == list(range(7, 27))  # the right one only
-    assert side_by_side(bar(2), bar(6), gap=-3, drop=0).shape == (28, 6)  # cannot start before 0
+    line, start = side_by_side(bar(2), bar(6), gap=-3, drop=0)
+    assert line.shape == (28, 6) and start == 0  # the right one cannot start before column 0
 
 
 def test_examples_are_balanced_normalised_and_reproducible(mnist_test):
@@ -53,20 +61,24 @@ def test_trained_verifier_tells_whole_digits_from_pairs_and_halves(trained_verif
     images = mnist_test[0]
     assert OnnxBackend.load(trained_verifier).metadata["test_accuracy"] >= 0.97
     whole = whole_probability(trained_verifier, list(images[:100]))
-    pairs = whole_probability(trained_verifier, [side_by_side(images[i], images[i + 1], 0, 2)
+    pairs = whole_probability(trained_verifier, [side_by_side(images[i], images[i + 1], 0, 2)[0]
                                                  for i in range(100, 200)])
     halves = whole_probability(trained_verifier, [images[i][:, :14] for i in range(200, 300)])
     assert (whole > 0.5).mean() >= 0.95
     assert (pairs < 0.5).mean() >= 0.95 and (halves < 0.5).mean() >= 0.8
 
 
-def test_the_shipped_verifier_is_loaded_and_a_digit_model_is_not_one(tmp_path: Path):
+def test_a_verifier_and_a_digit_model_are_not_mixed_up(tmp_path: Path):
     assert load_verifier().metadata["verifier"]["test_accuracy"] >= 0.98
     assert load_verifier(shipped("digit-verifier.onnx")).labels == ["pieces", "digit"]
     with pytest.raises(ModelError, match="is not a verifier"):
         load_verifier(default_model())
+    with pytest.raises(ModelError, match="is a cut verifier, not a digit model"):
+        load_backend(shipped("digit-verifier.onnx"))
     with pytest.raises(ModelError, match="does not exist"):
         load_verifier(tmp_path / "missing.onnx")
+    with pytest.raises(ModelError, match="is not a file"):
+        load_verifier(tmp_path)
 
 
 def digitrec(*args: str) -> subprocess.CompletedProcess:
@@ -84,6 +96,8 @@ def test_cli_trains_a_verifier(data_root: Path, tmp_path: Path):
     assert load_verifier(out).metadata["verifier"] == report
     bad = digitrec("train-verifier", "--out", str(out), "--count", "0")
     assert bad.returncode == 1 and "--count and --epochs must be at least 1" in bad.stderr
+    bad = digitrec("train-verifier", "--out", str(tmp_path))
+    assert bad.returncode == 1 and "is a directory" in bad.stderr
 
 
 def test_cli_refuses_a_missing_verifier(tmp_path: Path):

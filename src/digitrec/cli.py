@@ -207,6 +207,8 @@ def cmd_train_verifier(args: argparse.Namespace) -> int:
 
     if args.count < 1 or args.epochs < 1:
         raise DigitrecError("--count and --epochs must be at least 1")
+    if Path(args.out).is_dir():
+        raise DigitrecError(f"--out {args.out} is a directory: give the .onnx file to write")
     report = train_verifier(args.out, data_dir=args.data_dir, count=args.count,
                             epochs=args.epochs, seed=args.seed,
                             log=(lambda text: print(text, file=sys.stderr)) if args.json else print)

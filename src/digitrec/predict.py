@@ -4,6 +4,8 @@
 run directory (PyTorch backend); with no model it uses the ONNX model shipped inside the
 package. Every input goes through `digitrec.preprocess` first. Blank images give an explicit
 "blank" result instead of a guess, and answers below `min_confidence` become "unknown".
+`predict_number` also asks a cut verifier (`digitrec.verifier`; the shipped one by default)
+whether each piece of ink it cuts out is one whole digit.
 """
 
 from __future__ import annotations
@@ -169,14 +171,18 @@ def load_backend(model: str | os.PathLike | None = None):
         return TorchBackend(path)
     if not path.exists():
         raise ModelError(f"model {path} does not exist")
-    return OnnxBackend.load(path)
+    backend = OnnxBackend.load(path)
+    if backend.labels == VERIFIER_LABELS:
+        raise ModelError(f"{path} is a cut verifier, not a digit model: give it as --verifier")
+    return backend
 
 
 def load_verifier(path: str | os.PathLike | None = None) -> OnnxBackend:
     """A verifier from `digitrec train-verifier` (None: the shipped one)."""
     path = shipped(DEFAULT_VERIFIER) if path is None else Path(path)
     if not path.is_file():
-        raise ModelError(f"verifier {path} does not exist")
+        raise ModelError(f"verifier {path} " + ("is not a file" if path.exists() else
+                                                 "does not exist"))
     verifier = OnnxBackend.load(path)
     if verifier.metadata.get("labels") != VERIFIER_LABELS:
         raise ModelError(f"{path} is not a verifier from `digitrec train-verifier`")

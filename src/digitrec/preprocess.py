@@ -410,7 +410,7 @@ class Segment:
     ink: np.ndarray
 
 
-Judge = Callable[[list[np.ndarray]], list[float]]  # 28x28 digits -> classifier confidences
+Judge = Callable[[list[np.ndarray]], list[float]]  # 28x28 pieces of ink -> how sure: a digit
 
 
 def split_digits(ink: np.ndarray, judge: Judge | None = None) -> list[Segment]:
@@ -420,7 +420,7 @@ def split_digits(ink: np.ndarray, judge: Judge | None = None) -> list[Segment]:
     broken stroke) join a neighbouring digit. A component wide enough to hold touching digits
     may be cut at columns with little ink: with a `judge` (how sure a classifier is that a
     piece of ink is one digit: `Predictor` asks the digit model and the cut verifier), the cuts
-    are chosen by dynamic programming so that the classifier is surest of the resulting digits
+    are chosen by dynamic programming so that the judge is surest of the resulting digits
     and their widths are plausible (segmentation by recognition); without one, components wider
     than 1.3 line heights are cut into equal-width digits at their thinnest columns.
     """

@@ -7,12 +7,13 @@ CNN with two outputs, trained on MNIST digits (whole) against what a wrong cut p
 neighbour, each normalised the way a cut-out digit is (`preprocess.normalise_digit`).
 `Predictor.predict_number` multiplies the classifier's confidence in a cut-out digit by the
 verifier's probability that it is one whole digit. `digitrec train-verifier` trains one in
-about a minute on 2 CPU cores; the package ships one (`assets/digit-verifier.onnx`).
+about 50 s on 2 CPU cores; the package ships one (`assets/digit-verifier.onnx`).
 """
 
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -30,6 +31,8 @@ from .predict import VERIFIER_LABELS, OnnxBackend
 from .preprocess import normalise_digit
 
 INK = 30  # a column with a value above this (of 255) holds ink
+MIN_HALVED = 8  # digits narrower than this (a 1) are not halved: each half looks like a 1
+BATCH_SIZE, LR = 128, 2e-3
 
 
 def _crop(digit: np.ndarray) -> np.ndarray:
@@ -38,16 +41,17 @@ def _crop(digit: np.ndarray) -> np.ndarray:
     return digit[:, cols[0]:cols[-1] + 1]
 
 
-def side_by_side(left: np.ndarray, right: np.ndarray, gap: int, drop: int) -> np.ndarray:
-    """Two digit crops on one line, `gap` columns apart (negative: overlapping), the right one
-    `drop` rows lower (negative: higher)."""
+def side_by_side(left: np.ndarray, right: np.ndarray, gap: int,
+                 drop: int) -> tuple[np.ndarray, int]:
+    """Two 28-row digit crops on one line, `gap` columns apart (negative: overlapping), the
+    right one `drop` rows lower (negative: higher); and the column where the right one starts."""
     x = max(0, left.shape[1] + gap)
     line = np.zeros((28 + abs(drop), max(x + right.shape[1], left.shape[1])), np.uint8)
     top_left, top_right = max(0, -drop), max(0, drop)
     line[top_left:top_left + 28, :left.shape[1]] = left
     region = line[top_right:top_right + 28, x:x + right.shape[1]]
-    np.maximum(region, right[:, :region.shape[1]], out=region)
-    return line
+    np.maximum(region, right, out=region)
+    return line, x
 
 
 def piece(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -56,13 +60,13 @@ def piece(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     left, right = (_crop(images[i]) for i in rng.integers(len(images), size=2))
     kind = rng.integers(3)
     if kind == 0:
-        return side_by_side(left, right, int(rng.integers(-3, 2)), int(rng.integers(-5, 6)))
-    if kind == 1:
-        cut = max(1, int(rng.uniform(0.3, 0.7) * left.shape[1]))
+        return side_by_side(left, right, int(rng.integers(-3, 2)), int(rng.integers(-5, 6)))[0]
+    if kind == 1 and left.shape[1] >= MIN_HALVED:
+        cut = int(rng.uniform(0.3, 0.7) * left.shape[1])
         return left[:, :cut] if rng.integers(2) else left[:, cut:]
-    line = side_by_side(left, right, int(rng.integers(-2, 3)), int(rng.integers(-5, 6)))
+    line, x = side_by_side(left, right, int(rng.integers(-2, 3)), int(rng.integers(-5, 6)))
     if rng.integers(2):  # the left digit and the start of the right one
-        return line[:, :left.shape[1] + max(1, int(rng.uniform(0.3, 0.7) * right.shape[1]))]
+        return line[:, :x + max(1, int(rng.uniform(0.3, 0.7) * right.shape[1]))]
     return line[:, int(rng.uniform(0.3, 0.7) * left.shape[1]):]  # the end of the left one
 
 
@@ -82,7 +86,7 @@ def examples(images: np.ndarray, count: int, seed: int) -> tuple[np.ndarray, np.
 
 
 def fit(x: np.ndarray, y: np.ndarray, epochs: int, seed: int,
-        batch_size: int = 128, lr: float = 2e-3) -> torch.nn.Module:
+        batch_size: int = BATCH_SIZE, lr: float = LR) -> torch.nn.Module:
     """Train the verifier network (Adam, cosine-decayed learning rate)."""
     torch.manual_seed(seed)
     model = create_model("fast", num_classes=len(VERIFIER_LABELS))
@@ -102,7 +106,8 @@ def fit(x: np.ndarray, y: np.ndarray, epochs: int, seed: int,
     return model.eval()
 
 
-def train_verifier(out: str | Path, data_dir=None, count: int = 60_000, epochs: int = 3,
+def train_verifier(out: str | Path, data_dir: str | os.PathLike | None = None,
+                   count: int = 60_000, epochs: int = 3,
                    seed: int = 0, log: Callable[[str], None] = print) -> dict:
     """Train a verifier on pieces of MNIST training digits, measure it on pieces of test digits
     it has never seen, and write it as ONNX to `out`. Returns what was measured."""
@@ -114,7 +119,8 @@ def train_verifier(out: str | Path, data_dir=None, count: int = 60_000, epochs: 
     test_x, test_y = examples(load_split("mnist", "test", data_dir)[0], 5_000, seed + 1)
     runtime = OnnxBackend.from_bytes(model_bytes)
     accuracy = float((runtime.logits(test_x[:, None]).argmax(1) == test_y).mean())
-    report = {"path": str(out), "examples": len(x), "epochs": epochs, "seed": seed,
+    report = {"path": str(out), "architecture": "fast", "examples": len(x), "epochs": epochs,
+              "batch_size": BATCH_SIZE, "lr": LR, "seed": seed,
               "test_examples": len(test_x), "test_accuracy": accuracy,
               "train_seconds": round(time.perf_counter() - start, 1)}
     metadata = {"digitrec_version": __version__, "labels": VERIFIER_LABELS, "verifier": report,

@@ -264,7 +264,8 @@ class Service:
         backend = self.predictor.backend
         return {"source": self.config.model or "shipped", "architecture": backend.card.get("model"),
                 "labels": backend.labels, "test_accuracy": backend.test_accuracy,
-                "dataset": backend.card.get("data", {}).get("dataset")}
+                "dataset": backend.card.get("data", {}).get("dataset"),
+                "verifier": self.config.verifier or "shipped"}
 
 
 class MetricsMiddleware:
