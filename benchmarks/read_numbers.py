@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -31,8 +32,9 @@ def kind(got: str, truth: str) -> str:
     """How a reading compares with the truth."""
     if got == truth:
         return "exact"
-    return "lost a digit" if len(got) < len(truth) else (
-        "gained a digit" if len(got) > len(truth) else "one length, digit wrong")
+    if len(got) != len(truth):
+        return "lost a digit" if len(got) < len(truth) else "gained a digit"
+    return "one length, digit wrong"
 
 
 def read_whole(predictor: Predictor, digits: list[np.ndarray], rng: np.random.Generator) -> str:
@@ -65,21 +67,17 @@ def main() -> None:
     images, labels = load_split("mnist", "test", args.data_dir)
     predictor = Predictor(args.model, verifier=args.verifier)
     read = read_perfectly_cut if args.perfect_cuts else read_whole
-    kinds: dict[str, int] = {}
-    for seed in (int(s) for s in args.seeds.split(",")):
-        rng = np.random.default_rng(seed)
-        for _ in range(args.count):
-            picks = rng.choice(len(labels), 5)
-            truth = "".join(map(str, labels[picks]))
-            result = kind(read(predictor, [images[i] for i in picks], rng), truth)
-            kinds[result] = kinds.get(result, 0) + 1
+    kinds = Counter(kind(read(predictor, digits, rng), truth)
+                    for seed in (int(s) for s in args.seeds.split(","))
+                    for digits, truth, rng in synth.five_digit_numbers(images, labels, seed,
+                                                                       args.count))
     total = sum(kinds.values())
-    for name, n in sorted(kinds.items(), key=lambda item: -item[1]):
+    for name, n in kinds.most_common():
         print(f"{name:<24} {n:>5}  {n / total:.1%}")
     print(json.dumps({"model": args.model or "shipped", "verifier": args.verifier or "shipped",
                       "perfect_cuts": args.perfect_cuts, "seeds": args.seeds,
                       "numbers": total, "exact_fraction": kinds.get("exact", 0) / total,
-                      "counts": kinds}))
+                      "counts": dict(kinds)}))
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 
 import numpy as np
 from PIL import Image, ImageFilter
@@ -82,6 +83,16 @@ def compose_number(digits: list[np.ndarray], rng: np.random.Generator,
             np.maximum(region, crop, out=region)
         x += crop.shape[1] + (int(gaps[k]) if k < len(gaps) else 0)
     return line
+
+
+def five_digit_numbers(images: np.ndarray, labels: np.ndarray, seed: int, count: int
+                       ) -> Iterator[tuple[list[np.ndarray], str, np.random.Generator]]:
+    """`count` numbers of five random MNIST digits: (digits, the number, the generator to
+    render it with before the next number is drawn). The same seed, the same numbers."""
+    rng = np.random.default_rng(seed)
+    for _ in range(count):
+        picks = rng.choice(len(labels), 5)
+        yield [images[i] for i in picks], "".join(map(str, labels[picks])), rng
 
 
 def render_number(digits: list[np.ndarray], rng: np.random.Generator,

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from synth import render_digit, render_number
+from synth import five_digit_numbers, render_digit, render_number
 
 from digitrec.predict import Predictor
 
@@ -29,13 +29,10 @@ def test_rendered_digits_are_read_as_well_as_mnist(trained_run, mnist_test):
 
 def read_numbers(predictor: Predictor, mnist_test, seed: int, count: int) -> float:
     """The fraction of `count` five-digit numbers, rendered as photos, read exactly."""
-    images, labels = mnist_test
-    rng = np.random.default_rng(seed)
     right = 0
-    for _ in range(count):
-        picks = rng.choice(len(labels), 5)
-        number = predictor.predict_number(render_number([images[i] for i in picks], rng))
-        right += number.number == "".join(map(str, labels[picks]))
+    for digits, truth, rng in five_digit_numbers(*mnist_test, seed, count):
+        number = predictor.predict_number(render_number(digits, rng))
+        right += number.number == truth
         assert len(number.digits) == len(number.number)
         assert all(d.box is not None and d.image.shape == (28, 28) for d in number.digits)
     return right / count

@@ -184,7 +184,7 @@ def load_verifier(path: str | os.PathLike | None = None) -> OnnxBackend:
         raise ModelError(f"verifier {path} " + ("is not a file" if path.exists() else
                                                  "does not exist"))
     verifier = OnnxBackend.load(path)
-    if verifier.metadata.get("labels") != VERIFIER_LABELS:
+    if verifier.labels != VERIFIER_LABELS:
         raise ModelError(f"{path} is not a verifier from `digitrec train-verifier`")
     return verifier
 

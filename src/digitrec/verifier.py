@@ -29,6 +29,7 @@ from .export import to_onnx, with_metadata
 from .models import create_model
 from .predict import VERIFIER_LABELS, OnnxBackend
 from .preprocess import normalise_digit
+from .train import SCHEDULES
 
 INK = 30  # a column with a value above this (of 255) holds ink
 MIN_HALVED = 8  # digits narrower than this (a 1) are not halved: each half looks like a 1
@@ -97,7 +98,7 @@ def fit(x: np.ndarray, y: np.ndarray, epochs: int, seed: int,
     for _ in range(epochs):
         for batch in torch.randperm(len(x)).split(batch_size):
             for group in optimizer.param_groups:
-                group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * step / steps))
+                group["lr"] = lr * SCHEDULES["cosine"](step / steps)
             loss = F.cross_entropy(model(images[batch]), labels[batch])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
