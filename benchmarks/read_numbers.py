@@ -23,6 +23,7 @@ import json
 import sys
 from collections import Counter
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -72,7 +73,7 @@ def cut_right(number: NumberPrediction, digits: list[np.ndarray], rng: np.random
 
 
 def read_whole(predictor: Predictor, digits: list[np.ndarray], rng: np.random.Generator,
-               truth: str, explain: bool) -> str:
+               truth: str, explain: bool = False) -> str:
     """How `predict_number` reads the number (`kind`, and with `explain` whether a
     misread of the right length was cut right)."""
     state = rng.bit_generator.state
@@ -85,7 +86,7 @@ def read_whole(predictor: Predictor, digits: list[np.ndarray], rng: np.random.Ge
 
 
 def read_perfectly_cut(predictor: Predictor, digits: list[np.ndarray],
-                       rng: np.random.Generator, truth: str, explain: bool) -> str:
+                       rng: np.random.Generator, truth: str) -> str:
     """How the classifier reads each digit rendered alone in its place (`kind`)."""
     answers = predictor.predict(list(alone(digits, rng, rng.bit_generator.state)))
     return kind("".join("?" if a.digit is None else str(a.digit) for a in answers), truth)
@@ -97,16 +98,17 @@ def main() -> None:
     parser.add_argument("--verifier", help="cut verifier .onnx (default: the shipped one)")
     parser.add_argument("--seeds", default="1,2,21,22,31,32", help="comma-separated")
     parser.add_argument("--count", type=int, default=200, help="numbers per seed")
-    parser.add_argument("--perfect-cuts", action="store_true",
-                        help="read each digit rendered alone in its place")
-    parser.add_argument("--explain", action="store_true",
-                        help="tell misreads of well-cut digits from those of wrong cuts")
+    how = parser.add_mutually_exclusive_group()
+    how.add_argument("--perfect-cuts", action="store_true",
+                     help="read each digit rendered alone in its place")
+    how.add_argument("--explain", action="store_true",
+                     help="tell misreads of well-cut digits from those of wrong cuts")
     parser.add_argument("--data-dir", help="directory with the MNIST files")
     args = parser.parse_args()
     images, labels = load_split("mnist", "test", args.data_dir)
     predictor = Predictor(args.model, verifier=args.verifier)
-    read = read_perfectly_cut if args.perfect_cuts else read_whole
-    kinds = Counter(read(predictor, digits, rng, truth, args.explain)
+    read = read_perfectly_cut if args.perfect_cuts else partial(read_whole, explain=args.explain)
+    kinds = Counter(read(predictor, digits, rng, truth)
                     for seed in (int(s) for s in args.seeds.split(","))
                     for digits, truth, rng in synth.five_digit_numbers(images, labels, seed,
                                                                        args.count))
