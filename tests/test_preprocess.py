@@ -290,3 +290,17 @@ def test_broken_stroke_joins_its_digit():
     ink[8:35, 60:66] = 1.0  # another digit
     segments = split_digits(ink)
     assert len(segments) == 2 and segments[0].box[1] == 3
+
+
+
+def test_a_short_stroke_is_never_cut_out_as_a_digit():
+    ink = np.zeros((40, 60), np.float32)
+    ink[5:35, 10:16] = 1.0  # a stem one line height (30 px) tall
+    ink[5:10, 16:34] = 1.0  # and a bar along its top, a sixth of that tall: a "7"
+
+    def judge(digits: list[np.ndarray]) -> list[float]:
+        """Fooled by the bar: sure of anything short (a bar) or thin (a 1), not of the 7."""
+        rows, cols = ([int((d > 0.1).any(axis).sum()) for d in digits] for axis in (1, 0))
+        return [0.9 if r < 10 or c < 8 else 0.1 for r, c in zip(rows, cols, strict=True)]
+
+    assert [s.box for s in split_digits(ink, judge)] == [(10, 5, 34, 35)]

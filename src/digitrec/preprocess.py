@@ -41,7 +41,8 @@ STROKE_FRACTION = 0.12  # MNIST strokes are about 2.4 px wide in the 20 px box
 STUB_FRACTION = 0.2  # after a cut, pieces smaller than this fraction of the largest are stubs
 CUT_PENALTY = 0.5  # log-odds against each cut: a cut needs some evidence
 CROSSING_PENALTY = 0.2  # and a little more for each extra stroke it severs
-MIN_CUT_WIDTH = 0.8  # ink narrower than this many line heights is one digit, never cut
+MIN_HEIGHT = 0.6  # ink shorter than this many line heights is part of a digit, never a digit
+MIN_CUT_WIDTH = 0.65  # ink narrower than this many line heights is one digit, never cut
 QUICK_SIZE = 128  # a single digit is first looked for at this working size,
 DETAIL = 40  # which is kept when the digit is at least this many pixels tall or wide there
 QUICK_STROKE = 2.5  # and its strokes at least this many pixels wide (thinner ones lose width)
@@ -416,13 +417,14 @@ Judge = Callable[[list[np.ndarray]], list[float]]  # 28x28 pieces of ink -> how 
 def split_digits(ink: np.ndarray, judge: Judge | None = None) -> list[Segment]:
     """Cut the ink of one written line of digits into digits, ordered left to right.
 
-    Connected components are the starting point; fragments much shorter than the line (a
-    broken stroke) join a neighbouring digit. A component wide enough to hold touching digits
-    may be cut at columns with little ink: with a `judge` (how sure a classifier is that a
-    piece of ink is one digit: `Predictor` asks the digit model and the cut verifier), the cuts
-    are chosen by dynamic programming so that the judge is surest of the resulting digits
-    and their widths are plausible (segmentation by recognition); without one, components wider
-    than 1.3 line heights are cut into equal-width digits at their thinnest columns.
+    Connected components are the starting point; fragments shorter than MIN_HEIGHT line
+    heights (a broken stroke) join a neighbouring digit. A component wide enough to hold
+    touching digits may be cut at columns with little ink: with a `judge` (how sure a
+    classifier is that a piece of ink is one digit: `Predictor` asks the digit model and the
+    cut verifier), the cuts are chosen by dynamic programming so that the judge is surest of
+    the resulting digits and their widths and heights are plausible (segmentation by
+    recognition); without one, components wider than 1.3 line heights are cut into
+    equal-width digits at their thinnest columns.
     """
     labels, count = connected_components(ink > 0)
     if count == 0:
@@ -448,13 +450,13 @@ def _judged(judge: Judge, inks: list[np.ndarray]) -> list[float]:
 
 
 def _merge_broken_strokes(labels: np.ndarray, count: int, judge: Judge | None) -> list[np.ndarray]:
-    """Component masks, with fragments (pieces much shorter than the line) joined to a
+    """Component masks, with fragments (shorter than MIN_HEIGHT line heights) joined to a
     neighbouring digit: the one the judge reads best, else the nearest in x."""
     masks = [labels == i for i in range(1, count + 1)]
     boxes = [ink_box(m) for m in masks]
     heights = np.array([b[3] - b[1] for b in boxes])
     line_height = np.median(heights[heights >= 0.5 * heights.max()])
-    whole = [i for i in range(count) if heights[i] >= 0.5 * line_height]
+    whole = [i for i in range(count) if heights[i] >= MIN_HEIGHT * line_height]
     digits = {i: masks[i] for i in whole}
     for i in sorted(set(range(count)) - set(whole), key=lambda i: -heights[i]):
         if not digits:
@@ -555,9 +557,17 @@ def _width_log_prior(width: int, line_height: float) -> float:
     return -(max(0.0, width / line_height - 0.9) / 0.25) ** 2
 
 
+def _height_log_prior(height: int, line_height: float) -> float:
+    """How plausible a height is for one digit: a digit fills most of its line's height,
+    so shorter ink (the bar of a 5, the tail of a 2) is part of one (log of a steep
+    half-Gaussian penalty below MIN_HEIGHT)."""
+    return -(max(0.0, MIN_HEIGHT - height / line_height) / 0.1) ** 2
+
+
 def _shape_log_prior(segment: Segment, line_height: float) -> float:
-    """`_width_log_prior` of a segment."""
-    return _width_log_prior(segment.box[2] - segment.box[0], line_height)
+    """How plausible a segment's width and height are for one digit."""
+    x0, y0, x1, y1 = segment.box
+    return _width_log_prior(x1 - x0, line_height) + _height_log_prior(y1 - y0, line_height)
 
 
 def _cut_by_recognition(piece: np.ndarray, line_height: float, judge: Judge) -> list[Segment]:
