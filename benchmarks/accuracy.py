@@ -14,12 +14,11 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from common import machine
+from common import machine, run_benchmark
 
 from digitrec.checkpoint import CARD, STATE, read_card
 from digitrec.data import load_split
@@ -107,4 +106,4 @@ def summary(accuracies: list[float], ensemble: float, label: str = "") -> dict:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_benchmark(main)

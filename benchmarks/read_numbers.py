@@ -31,6 +31,7 @@ from PIL.Image import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 import synth
+from common import run_benchmark
 
 from digitrec.data import load_split
 from digitrec.predict import NumberPrediction, Predictor
@@ -122,4 +123,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_benchmark(main)

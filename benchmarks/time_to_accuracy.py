@@ -16,14 +16,13 @@ import argparse
 import json
 import math
 import statistics
-import sys
 import time
 from dataclasses import replace
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from common import machine
+from common import machine, run_benchmark
 from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
@@ -219,4 +218,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_benchmark(main)
