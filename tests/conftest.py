@@ -38,12 +38,12 @@ def data_root() -> Path:
 
 @pytest.fixture(scope="session")
 def trained_run(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
-    """A model trained by this test session: the `accurate` recipe cut to two epochs (about a
-    minute on 2 CPU cores)."""
+    """A model trained by this test session: the `accurate` recipe cut to ten epochs (about
+    three minutes on 2 CPU cores)."""
     from digitrec.train import recipe, train
 
-    run = tmp_path_factory.mktemp("model") / "accurate-2"
-    card = train(replace(recipe("accurate"), epochs=2), run, data_root, log=lambda *_: None)
+    run = tmp_path_factory.mktemp("model") / "accurate-10"
+    card = train(replace(recipe("accurate"), epochs=10), run, data_root, log=lambda *_: None)
     return run, card
 
 

@@ -65,7 +65,7 @@ def test_int8_copy_keeps_accuracy_and_is_smaller(exported):
 
 
 def test_int8_that_loses_accuracy_is_not_written(exported, data_root, mnist_test, tmp_path):
-    # measured against a (pretend) perfect fp32 model, the two-epoch model's int8 copy loses
+    # measured against a (pretend) perfect fp32 model, the test model's int8 copy loses
     # more than 0.1 point
     perfect = export.ExportedFile(tmp_path / "m.onnx", test_accuracy=1.0, size_bytes=0)
     fp32_bytes = Path(exported["fp32"]["path"]).read_bytes()
