@@ -39,7 +39,7 @@ def data_root() -> Path:
 @pytest.fixture(scope="session")
 def trained_run(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     """A model trained by this test session: the `accurate` recipe cut to ten epochs (about
-    three minutes on 2 CPU cores)."""
+    four minutes on 2 CPU cores)."""
     from digitrec.train import recipe, train
 
     run = tmp_path_factory.mktemp("model") / "accurate-10"

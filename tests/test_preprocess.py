@@ -292,7 +292,6 @@ def test_broken_stroke_joins_its_digit():
     assert len(segments) == 2 and segments[0].box[1] == 3
 
 
-
 def test_a_short_stroke_is_never_cut_out_as_a_digit():
     ink = np.zeros((40, 60), np.float32)
     ink[5:35, 10:16] = 1.0  # a stem one line height (30 px) tall
