@@ -303,3 +303,19 @@ def test_a_short_stroke_is_never_cut_out_as_a_digit():
         return [0.9 if r < 10 or c < 8 else 0.1 for r, c in zip(rows, cols, strict=True)]
 
     assert [s.box for s in split_digits(ink, judge)] == [(10, 5, 34, 35)]
+
+
+def test_a_cut_keeps_a_digits_own_broken_stroke():
+    ink = np.zeros((42, 60), np.float32)
+    ink[5:35, 10:24] = 1.0  # a digit
+    ink[5:35, 26:40] = 1.0  # and its neighbour,
+    ink[20:22, 24:26] = 1.0  # touching it: this ink must be cut
+    ink[37:39, 14:18] = 1.0  # a small broken-off stroke below the first digit, not touching
+
+    def judge(digits: list[np.ndarray]) -> list[float]:
+        """Sure of a piece as wide as one of the digits, not of wider or narrower ones."""
+        return [0.9 if 7 <= (d > 0.1).any(0).sum() <= 11 else 0.1 for d in digits]
+
+    first, second = split_digits(ink, judge)
+    assert first.box == (10, 5, 24, 39) and first.ink[37:39, 14:18].all()
+    assert second.box[2] == 40

@@ -38,7 +38,7 @@ MIN_CONTRAST = 0.15  # ink must stand out from the background by this much (of f
 MIN_INK = 4  # ink smaller than this many pixels each way is a dot, not a digit
 SPECK_FRACTION = 0.02  # components smaller than this fraction of the largest are noise
 STROKE_FRACTION = 0.12  # MNIST strokes are about 2.4 px wide in the 20 px box
-STUB_FRACTION = 0.2  # after a cut, pieces smaller than this fraction of the largest are stubs
+STUB_FRACTION = 0.2  # pieces a cut severs that are smaller than this of the largest are stubs
 CUT_PENALTY = 0.5  # log-odds against each cut: a cut needs some evidence
 CROSSING_PENALTY = 0.2  # and a little more for each extra stroke it severs
 MIN_HEIGHT = 0.6  # ink shorter than this many line heights is part of a digit, never a digit
@@ -302,8 +302,7 @@ def connected_components(mask: np.ndarray) -> tuple[np.ndarray, int]:
 
 
 def remove_specks(ink: np.ndarray, fraction: float = SPECK_FRACTION) -> np.ndarray:
-    """Zero the components smaller than `fraction` of the largest one (dust, paper texture,
-    the stubs of neighbouring strokes that a cut leaves behind)."""
+    """Zero the components smaller than `fraction` of the largest one (dust, paper texture)."""
     labels, count = connected_components(ink > 0)
     if count <= 1:
         return ink
@@ -505,12 +504,20 @@ def _join_overlapping(groups: list[np.ndarray], judge: Judge | None,
 
 def _clean_cut(piece: np.ndarray, left: int, right: int) -> Segment | None:
     """The ink between two columns, without the small stubs of neighbouring digits' strokes
-    that a straight cut leaves behind."""
+    that a straight cut leaves behind: pieces smaller than STUB_FRACTION of the largest that
+    touch a column where the ink was cut. Small pieces inside the columns are kept: they are
+    this digit's own broken strokes (the bar of a 5, the left stroke of an open 4)."""
     part = np.zeros_like(piece)
     part[:, left:right] = piece[:, left:right]
     if not part.any():
         return None
-    part = remove_specks(part, STUB_FRACTION)
+    labels, _ = connected_components(part > 0)
+    areas = np.bincount(labels.ravel())[1:]
+    x0, _, x1, _ = ink_box(piece > 0)
+    edges = [c for c, cut in ((left, left > x0), (right - 1, right < x1)) if cut]
+    cut_off = np.unique(labels[:, edges])
+    stubs = [i for i in cut_off[cut_off > 0] if areas[i - 1] < STUB_FRACTION * areas.max()]
+    part = np.where(np.isin(labels, stubs), 0, part).astype(np.float32)
     return Segment(ink_box(part), part)
 
 
