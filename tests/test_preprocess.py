@@ -292,6 +292,20 @@ def test_broken_stroke_joins_its_digit():
     assert len(segments) == 2 and segments[0].box[1] == 3
 
 
+def test_a_broken_stroke_joins_the_digit_whose_columns_it_shares():
+    ink = np.zeros((42, 60), np.float32)
+    ink[5:35, 10:22] = 1.0  # a digit
+    ink[37:40, 12:18] = 1.0  # a stroke broken off its foot
+    ink[5:35, 30:42] = 1.0  # the next digit
+
+    def judge(digits: list[np.ndarray]) -> list[float]:
+        """Sure of wide ink: it would join the stroke to the far digit."""
+        spans = [np.ptp(np.flatnonzero((d > 0.1).any(0))) for d in digits]
+        return [0.9 if span > 15 else 0.1 for span in spans]
+
+    assert [s.box for s in split_digits(ink, judge)] == [(10, 5, 22, 40), (30, 5, 42, 35)]
+
+
 def test_a_short_stroke_is_never_cut_out_as_a_digit():
     ink = np.zeros((40, 60), np.float32)
     ink[5:35, 10:16] = 1.0  # a stem one line height (30 px) tall

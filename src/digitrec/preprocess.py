@@ -450,7 +450,8 @@ def _judged(judge: Judge, inks: list[np.ndarray]) -> list[float]:
 
 def _merge_broken_strokes(labels: np.ndarray, count: int, judge: Judge | None) -> list[np.ndarray]:
     """Component masks, with fragments (shorter than MIN_HEIGHT line heights) joined to a
-    neighbouring digit: the one the judge reads best, else the nearest in x."""
+    neighbouring digit: the one whose columns they share most (a stroke broken off above or
+    below it), else the neighbour the judge reads best, else the nearest in x."""
     masks = [labels == i for i in range(1, count + 1)]
     boxes = [ink_box(m) for m in masks]
     heights = np.array([b[3] - b[1] for b in boxes])
@@ -465,7 +466,7 @@ def _merge_broken_strokes(labels: np.ndarray, count: int, judge: Judge | None) -
         left = [j for j in digits if boxes[j][0] <= boxes[i][0]]
         right = [j for j in digits if boxes[j][0] > boxes[i][0]]
         near = {min(side, key=gap.get) for side in (left, right) if side}
-        if judge is not None and len(near) > 1:
+        if judge is not None and len(near) > 1 and min(gap[j] for j in near) > 0:
             merged = {j: digits[j] | masks[i] for j in near}
             scores = _judged(judge, [np.where(m, 1.0, 0.0) for m in merged.values()])
             best = list(merged)[int(np.argmax(scores))]
