@@ -1,8 +1,9 @@
-"""Batched augmentation: per-sample randomness, geometry, and the elastic field's bounds."""
+"""Batched augmentation: per-sample randomness, geometry, the elastic field's bounds and
+stroke width."""
 
 import torch
 
-from digitrec.augment import Augmentation, affine_matrices, augment, elastic_field
+from digitrec.augment import Augmentation, affine_matrices, augment, elastic_field, vary_thickness
 
 FULL = Augmentation(rotate=12, scale=0.1, shear=8, translate=2.5, elastic_alpha=1.5)
 
@@ -66,3 +67,24 @@ def test_same_seed_same_augmentation():
     first = augment(images, FULL)
     torch.manual_seed(3)
     assert torch.equal(first, augment(images, FULL))
+
+
+def test_strokes_get_thicker_or_thinner_per_image_within_a_pixel():
+    torch.manual_seed(0)
+    images = digit_batch(256)  # a bar 4 px wide
+    out = vary_thickness(images, 1.0)
+    ink = out.sum(dim=(1, 2, 3)) / images[0].sum()
+    assert ink.min() < 0.6 and ink.max() > 1.5  # thinner and thicker ones, each its own
+    assert ink.min() >= 28 / 64 - 1e-5 and ink.max() <= 108 / 64 + 1e-5  # 2x14 .. 6x18 px
+    assert out.min() >= 0 and out.max() <= 1
+    assert out[:, :, :5, :].abs().max() == 0  # no further than a pixel
+    assert torch.equal(vary_thickness(images, 0.0), images)
+
+
+def test_thickness_follows_the_warp():
+    torch.manual_seed(0)
+    warped = augment(digit_batch(8), FULL)
+    torch.manual_seed(0)
+    both = augment(digit_batch(8), Augmentation(**{**FULL.__dict__, "thickness": 0.5}))
+    assert not torch.equal(both, warped)
+    assert ((both > 0) != (warped > 0)).any(dim=(1, 2, 3)).float().mean() > 0.5

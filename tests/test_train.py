@@ -181,7 +181,8 @@ def test_validation_split_larger_than_the_data_is_a_clear_error(data_root: Path,
 def test_cli_rejects_bad_options_without_traceback(tmp_path: Path):
     for args in (["--schedule", "sideways"], ["--model", "nope"], ["--epochs", "0"],
                  ["--optimizer", "sgd", "--momentum", "0"], ["--label-smoothing", "1.5"],
-                 ["--elastic-sigma", "0"], ["--device", "gpu"], ["--device", "cuda:7"]):
+                 ["--elastic-sigma", "0"], ["--thickness", "2"], ["--device", "gpu"],
+                 ["--device", "cuda:7"]):
         result = subprocess.run(cli("train", "--out", str(tmp_path / "r"), *args),
                                 capture_output=True, text=True, timeout=60,
                                 env={**os.environ, "DIGITREC_DATA": str(tmp_path)})

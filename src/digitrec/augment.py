@@ -1,8 +1,11 @@
-"""Batched, per-sample random augmentation on tensors: affine transforms and elastic distortion.
+"""Batched, per-sample random augmentation on tensors: affine transforms, elastic distortion and
+stroke width.
 
 One sampling grid is built for the whole batch (a random rotation, scale, shear and translation
 per image, plus an optional smooth random displacement field) and applied with a single
-`grid_sample` call on the training device: no per-image Python, no DataLoader workers.
+`grid_sample` call on the training device: no per-image Python, no DataLoader workers. Stroke
+width then varies per image as different pens would: each image is blended towards its 3x3
+dilation (thicker) or erosion (thinner, sometimes broken strokes).
 """
 
 from __future__ import annotations
@@ -24,10 +27,16 @@ class Augmentation:
     translate: float = 0.0  # pixels, uniform in [-translate, translate] on each axis
     elastic_alpha: float = 0.0  # pixels: strength of the elastic displacement
     elastic_sigma: float = 4.0  # pixels: smoothness of the elastic displacement
+    thickness: float = 0.0  # strokes up to this much thicker or thinner (1: a pixel each side)
+
+    @property
+    def warps(self) -> bool:
+        """Whether any geometric transform is on."""
+        return any((self.rotate, self.scale, self.shear, self.translate, self.elastic_alpha))
 
     @property
     def enabled(self) -> bool:
-        return any((self.rotate, self.scale, self.shear, self.translate, self.elastic_alpha))
+        return self.warps or self.thickness > 0
 
 
 def _uniform(n: int, bound: float, device: torch.device) -> torch.Tensor:
@@ -68,13 +77,30 @@ def elastic_field(n: int, aug: Augmentation, size: int, device: torch.device) ->
     return field.view(n, 2, size, size).permute(0, 2, 3, 1) * (2 * aug.elastic_alpha / size)
 
 
-def augment(images: torch.Tensor, aug: Augmentation) -> torch.Tensor:
-    """Randomly transform each image of a float batch (N, C, H, W); background stays 0."""
-    if not aug.enabled:
-        return images
+def vary_thickness(images: torch.Tensor, amount: float) -> torch.Tensor:
+    """Make each image's strokes thicker or thinner: a blend with its 3x3 dilation or erosion,
+    by a random weight in [-amount, amount] per image (negative: thinner)."""
+    weight = _uniform(len(images), amount, images.device).view(-1, 1, 1, 1)
+    dilated = F.max_pool2d(images, 3, stride=1, padding=1)
+    eroded = -F.max_pool2d(-images, 3, stride=1, padding=1)
+    target = torch.where(weight > 0, dilated, eroded)
+    return images + weight.abs() * (target - images)
+
+
+def warp(images: torch.Tensor, aug: Augmentation) -> torch.Tensor:
+    """Each image through its own random affine transform and elastic field, in one call."""
     n, _, size, _ = images.shape
     grid = F.affine_grid(affine_matrices(n, aug, size, images.device), list(images.shape),
                          align_corners=False)
     if aug.elastic_alpha:
         grid = grid + elastic_field(n, aug, size, images.device)
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def augment(images: torch.Tensor, aug: Augmentation) -> torch.Tensor:
+    """Randomly transform each image of a float batch (N, C, H, W); background stays 0."""
+    if aug.warps:
+        images = warp(images, aug)
+    if aug.thickness:
+        images = vary_thickness(images, aug.thickness)
+    return images

@@ -76,6 +76,8 @@ class TrainConfig:
     translate: float = _opt(0.0, "augmentation: max shift in pixels")
     elastic_alpha: float = _opt(0.0, "augmentation: elastic distortion strength in pixels")
     elastic_sigma: float = _opt(4.0, "augmentation: elastic distortion smoothness in pixels")
+    thickness: float = _opt(0.0, "augmentation: strokes up to this much thicker or thinner "
+                                 "(1 = a pixel each side), as pens differ")
     seed: int = _opt(0, "random seed (same seed, same result)")
     val_size: int = _opt(5000, "training images held out for per-epoch validation (0 = none)")
     train_size: int = _opt(0, "use only this many training images (0 = all)")
@@ -106,17 +108,17 @@ class TrainConfig:
             raise ConfigError("weight_decay must be >= 0 and label_smoothing in [0, 1)")
         if not (0 <= self.rotate < 90 and 0 <= self.shear < 90 and 0 <= self.scale < 1
                 and 0 <= self.translate <= 14 and self.elastic_alpha >= 0
-                and 0 < self.elastic_sigma <= 6):
+                and 0 < self.elastic_sigma <= 6 and 0 <= self.thickness <= 1):
             raise ConfigError("augmentation out of range: rotate and shear in [0, 90) degrees, "
                               "scale in [0, 1), translate in [0, 14] px, elastic_alpha >= 0, "
-                              "elastic_sigma in (0, 6] px")
+                              "elastic_sigma in (0, 6] px, thickness in [0, 1]")
         if not 0 <= self.seed < 2**40:
             raise ConfigError("seed must be in [0, 2**40)")
 
     @property
     def augmentation(self) -> Augmentation:
         return Augmentation(self.rotate, self.scale, self.shear, self.translate,
-                            self.elastic_alpha, self.elastic_sigma)
+                            self.elastic_alpha, self.elastic_sigma, self.thickness)
 
 
 def _one_cycle(progress: float, warmup: float = 0.25) -> float:
