@@ -38,12 +38,13 @@ def data_root() -> Path:
 
 @pytest.fixture(scope="session")
 def trained_run(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
-    """A model trained by this test session: the `accurate` recipe cut to ten epochs (about
-    four minutes on 2 CPU cores)."""
+    """A model trained by this test session: the `accurate` recipe cut to ten epochs, with
+    strokes of random width as different pens draw them (about four minutes on 2 CPU cores)."""
     from digitrec.train import recipe, train
 
     run = tmp_path_factory.mktemp("model") / "accurate-10"
-    card = train(replace(recipe("accurate"), epochs=10), run, data_root, log=lambda *_: None)
+    config = replace(recipe("accurate"), epochs=10, thickness=1.0)
+    card = train(config, run, data_root, log=lambda *_: None)
     return run, card
 
 

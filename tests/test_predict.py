@@ -39,15 +39,15 @@ def read_numbers(predictor: Predictor, mnist_test, seed: int, count: int) -> flo
 
 
 def test_five_digit_numbers(trained_run, trained_verifier, mnist_test):
-    # measured: 95.0% of these 600 with this session's ten-epoch model (99.65% on MNIST) and
-    # verifier; the same model read 95.2% of 1,800 numbers with the shipped verifier
-    # (benchmarks/read_numbers.py, 9 seeds). The goal is 95%.
+    # 95% is the goal. Measured: 95.8% of these 600 with this session's model (ten epochs,
+    # --thickness 1, 99.67% on MNIST) and verifier; 96.2% of the README's 1,800 numbers.
+    # Training is deterministic for a seed: with seed 1 the same recipe read 94.8% of these.
     predictor = Predictor(trained_run[0], verifier=trained_verifier)
-    assert read_numbers(predictor, mnist_test, seed=1, count=600) >= 0.94
+    assert read_numbers(predictor, mnist_test, seed=1, count=600) >= 0.95
 
 
 def test_the_shipped_model_reads_five_digit_numbers(mnist_test):
-    # the shipped model (99.75% on MNIST) and verifier: measured 95.0% of these 200 (96.3% of
+    # the shipped model (99.75% on MNIST) and verifier: measured 95.5% of these 200 (96.7% of
     # 1,800 numbers)
     assert read_numbers(Predictor(), mnist_test, seed=2, count=200) >= 0.94
 
