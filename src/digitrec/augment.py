@@ -36,6 +36,7 @@ class Augmentation:
 
     @property
     def enabled(self) -> bool:
+        """Whether any transform is on."""
         return self.warps or self.thickness > 0
 
 
@@ -80,7 +81,7 @@ def elastic_field(n: int, aug: Augmentation, size: int, device: torch.device) ->
 def vary_thickness(images: torch.Tensor, amount: float) -> torch.Tensor:
     """Make each image's strokes thicker or thinner: a blend with its 3x3 dilation or erosion,
     by a random weight in [-amount, amount] per image (negative: thinner)."""
-    weight = _uniform(len(images), amount, images.device).view(-1, 1, 1, 1)
+    weight = _uniform(len(images), amount, images.device).view(-1, 1, 1, 1).to(images.dtype)
     dilated = F.max_pool2d(images, 3, stride=1, padding=1)
     eroded = -F.max_pool2d(-images, 3, stride=1, padding=1)
     target = torch.where(weight > 0, dilated, eroded)

@@ -38,7 +38,7 @@ MIN_CONTRAST = 0.15  # ink must stand out from the background by this much (of f
 MIN_INK = 4  # ink smaller than this many pixels each way is a dot, not a digit
 SPECK_FRACTION = 0.02  # components smaller than this fraction of the largest are noise
 STROKE_FRACTION = 0.12  # MNIST strokes are about 2.4 px wide in the 20 px box
-STUB_FRACTION = 0.2  # pieces a cut severs that are smaller than this of the largest are stubs
+STUB_FRACTION = 0.2  # pieces at a cut column smaller than this fraction of the largest are stubs
 CUT_PENALTY = 0.5  # log-odds against each cut: a cut needs some evidence
 CROSSING_PENALTY = 0.2  # and a little more for each extra stroke it severs
 MIN_HEIGHT = 0.6  # ink shorter than this many line heights is part of a digit, never a digit
@@ -450,8 +450,8 @@ def _judged(judge: Judge, inks: list[np.ndarray]) -> list[float]:
 
 def _merge_broken_strokes(labels: np.ndarray, count: int, judge: Judge | None) -> list[np.ndarray]:
     """Component masks, with fragments (shorter than MIN_HEIGHT line heights) joined to a
-    neighbouring digit: the one whose columns they share most (a stroke broken off above or
-    below it), else the neighbour the judge reads best, else the nearest in x."""
+    neighbouring digit: the nearest one if it shares or abuts their columns (a stroke broken
+    off above or below it), else the neighbour the judge reads best, else the nearest in x."""
     masks = [labels == i for i in range(1, count + 1)]
     boxes = [ink_box(m) for m in masks]
     heights = np.array([b[3] - b[1] for b in boxes])
@@ -506,8 +506,8 @@ def _join_overlapping(groups: list[np.ndarray], judge: Judge | None,
 def _clean_cut(piece: np.ndarray, left: int, right: int) -> Segment | None:
     """The ink between two columns, without the small stubs of neighbouring digits' strokes
     that a straight cut leaves behind: pieces smaller than STUB_FRACTION of the largest that
-    touch a column where the ink was cut. Small pieces inside the columns are kept: they are
-    this digit's own broken strokes (the bar of a 5, the left stroke of an open 4)."""
+    touch a column where the ink was cut. Small pieces clear of the cut columns are kept: a
+    digit's own broken strokes (the bar of a 5, the left stroke of an open 4)."""
     part = np.zeros_like(piece)
     part[:, left:right] = piece[:, left:right]
     if not part.any():
