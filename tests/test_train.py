@@ -68,7 +68,7 @@ def test_same_seed_same_result_other_seed_other_result(data_root: Path, tmp_path
 
 def test_recipes_are_the_defaults_and_flags_override_them():
     assert recipe("fast").model == "fast" and recipe("fast").epochs == 1
-    assert recipe("accurate").ema > 0 and recipe("accurate").augmentation.enabled
+    assert recipe("accurate").ema > 0 and recipe("accurate").augmentation.warps
     assert recipe("baseline").precision == "fp32" and recipe("baseline").optimizer == "adam"
     with pytest.raises(ValueError, match="unknown optimizer"):
         replace(recipe("fast"), optimizer="lbfgs")

@@ -34,11 +34,6 @@ class Augmentation:
         """Whether any geometric transform is on."""
         return any((self.rotate, self.scale, self.shear, self.translate, self.elastic_alpha))
 
-    @property
-    def enabled(self) -> bool:
-        """Whether any transform is on."""
-        return self.warps or self.thickness > 0
-
 
 def _uniform(n: int, bound: float, device: torch.device) -> torch.Tensor:
     return (torch.rand(n, device=device) * 2 - 1) * bound

@@ -301,14 +301,18 @@ def connected_components(mask: np.ndarray) -> tuple[np.ndarray, int]:
     return out.reshape(h, w), len(roots)
 
 
-def remove_specks(ink: np.ndarray, fraction: float = SPECK_FRACTION) -> np.ndarray:
-    """Zero the components smaller than `fraction` of the largest one (dust, paper texture)."""
+def remove_specks(ink: np.ndarray, fraction: float = SPECK_FRACTION,
+                  columns: list[int] | None = None) -> np.ndarray:
+    """Zero the components smaller than `fraction` of the largest one (dust, paper texture);
+    with `columns`, only those that have ink in one of these columns."""
     labels, count = connected_components(ink > 0)
     if count <= 1:
         return ink
     areas = np.bincount(labels.ravel())[1:]
-    keep = np.concatenate([[False], areas >= fraction * areas.max()])
-    return np.where(keep[labels], ink, 0).astype(np.float32)
+    small = np.concatenate([[False], areas < fraction * areas.max()])
+    if columns is not None:
+        small &= np.isin(np.arange(count + 1), labels[:, columns])
+    return np.where(small[labels], 0, ink).astype(np.float32)
 
 
 def ink_box(ink: np.ndarray) -> tuple[int, int, int, int]:
@@ -512,13 +516,9 @@ def _clean_cut(piece: np.ndarray, left: int, right: int) -> Segment | None:
     part[:, left:right] = piece[:, left:right]
     if not part.any():
         return None
-    labels, _ = connected_components(part > 0)
-    areas = np.bincount(labels.ravel())[1:]
     x0, _, x1, _ = ink_box(piece > 0)
     edges = [c for c, cut in ((left, left > x0), (right - 1, right < x1)) if cut]
-    cut_off = np.unique(labels[:, edges])
-    stubs = [i for i in cut_off[cut_off > 0] if areas[i - 1] < STUB_FRACTION * areas.max()]
-    part = np.where(np.isin(labels, stubs), 0, part).astype(np.float32)
+    part = remove_specks(part, STUB_FRACTION, edges)
     return Segment(ink_box(part), part)
 
 
