@@ -105,6 +105,18 @@ def test_polarity_is_detected_both_ways():
     np.testing.assert_allclose(dark_on_light, light_on_dark, atol=1e-6)
 
 
+@pytest.mark.parametrize("dark_ink", [True, False])
+def test_a_bold_digit_that_fills_its_crop_is_still_the_ink(dark_ink: bool):
+    # a thick ring covering 60% of a 16x16 crop, as USPS digits do: the border is background
+    yy, xx = np.mgrid[:16, :16]
+    ring = np.hypot(yy - 7.5, xx - 7.5)
+    stroke = (ring > 2) & (ring < 7.4)
+    assert stroke.mean() > 0.5
+    gray = np.where(stroke, 0.0, 1.0) if dark_ink else np.where(stroke, 1.0, 0.0)
+    ink = to_ink(gray.astype(np.float32))
+    assert ink[7, 2] > 0.9 and ink[7, 7] == 0 and ink[0, 0] == 0
+
+
 def test_uneven_light_leaves_a_clean_background():
     gray = bar_image() * np.linspace(0.45, 1.0, 120)[None, :]  # shadow on the left
     gray[30:130, 50:66] = 0.05

@@ -4,10 +4,11 @@ The steps, each a function that can be used and tested on its own:
 
 1. `open_image`: decode safely with Pillow (pixel limit, bomb protection, first frame only).
 2. `to_gray`: grayscale in [0, 1]; transparent pixels are composited over white.
-3. `to_ink`: polarity detection (the background is the majority; ink is the far tail, dark on
-   light or light on dark), removal of a smooth background (uneven light in photos), and a
-   threshold (Otsu) that zeroes the background and scales strokes to 1: ink is white on black,
-   as in MNIST. Specks much smaller than the largest stroke are dropped.
+3. `to_ink`: polarity detection (the background is what the image's border mostly shows, else
+   the majority; ink is the other side, dark on light or light on dark), removal of a smooth
+   background (uneven light in photos), and a threshold (Otsu) that zeroes the background and
+   scales strokes to 1: ink is white on black, as in MNIST.
+   Specks much smaller than the largest stroke are dropped.
 4. `crop_to_ink`: the bounding box of the ink.
 5. `fit_box`: stroke width brought to MNIST's proportions, then the longer side scaled to 20 px
    with anti-aliasing, keeping the aspect ratio.
@@ -47,6 +48,7 @@ QUICK_SIZE = 128  # a single digit is first looked for at this working size,
 DETAIL = 40  # which is kept when the digit is at least this many pixels tall or wide there
 QUICK_STROKE = 2.5  # and its strokes at least this many pixels wide (thinner ones lose width)
 BACKGROUND_SIZE = 32  # the background surface is fitted to the image reduced to this size
+BORDER_MARGIN = 0.1  # the border decides the polarity when one class has 60% of it
 FLAT = 1 / 255  # a background whose middle half spans less than this is flat (a drawing)
 BOX, SIZE = 20, 28
 
@@ -233,11 +235,22 @@ def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
     return float(np.nanargmax(between[:-1]) + 1) / bins  # the upper edge of the last bin below
 
 
+def ink_is_dark(dark: np.ndarray) -> bool:
+    """Whether the darker of the two classes of pixels is the ink. The background is what the
+    border of the image mostly shows: a bold digit can cover more of a tight crop than the
+    paper does. Where the border is split about evenly, the minority class is the ink."""
+    if not 0 < dark.mean() < 1:
+        return False
+    border = np.concatenate([dark[0], dark[-1], dark[1:-1, 0], dark[1:-1, -1]])
+    if abs(border.mean() - 0.5) > BORDER_MARGIN:
+        return bool(border.mean() < 0.5)
+    return bool(dark.mean() < 0.5)
+
+
 def to_ink(gray: np.ndarray) -> np.ndarray:
     """Ink map in [0, 1], 0 = background; all zeros when there is no ink."""
     gray = np.asarray(gray, dtype=np.float32)
-    dark = gray < otsu_threshold(gray)  # the minority side of the two classes is the ink
-    ink = 1.0 - gray if 0 < dark.mean() < 0.5 else gray.copy()
+    ink = 1.0 - gray if ink_is_dark(gray < otsu_threshold(gray)) else gray.copy()
     ink = np.clip(ink - smooth_background(ink), 0, None)
     if ink.max(initial=0) < MIN_CONTRAST:
         return np.zeros_like(ink)
