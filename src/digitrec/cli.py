@@ -59,16 +59,22 @@ def config_overrides(args: argparse.Namespace) -> dict:
     """The training options given on the command line."""
     from .train import TrainConfig
 
-    return {f.name: getattr(args, f.name) for f in fields(TrainConfig)
-            if getattr(args, f.name, None) is not None}
+    return {f.name: tuple(value) if isinstance(value, list) else value
+            for f in fields(TrainConfig) if (value := getattr(args, f.name, None)) is not None}
 
 
 def train_config(args: argparse.Namespace):
     """The model's recipe with the command line's options applied."""
-    from .train import recipe
+    from .train import fine_tune_recipe, recipe
 
     overrides = config_overrides(args)
     try:
+        if "init" in overrides:  # fine-tuning: the run's architecture, gentler defaults
+            from .checkpoint import read_card
+            from .predict import run_dir_of
+
+            model = overrides.setdefault("model", read_card(run_dir_of(overrides["init"]))["model"])
+            return replace(fine_tune_recipe(overrides["init"], model), **overrides)
         return replace(recipe(overrides.get("model", "baseline")), **overrides)
     except ValueError as e:
         raise SystemExit(f"digitrec train: error: {e}") from None
@@ -147,6 +153,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         return write_report(args)
     if args.robustness_images is not None:
         raise DigitrecError("--robustness-images needs --report")
+    if args.data:
+        return evaluate_folders(args)
     from .evaluate import evaluate_runs
 
     report = evaluate_runs(args.run_dirs, data_dir=args.data_dir, plots_dir=args.plots_dir,
@@ -172,6 +180,38 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def evaluate_folders(args: argparse.Namespace) -> int:
+    """`digitrec evaluate RUN... --data DIR...`: accuracy per image folder."""
+    from .evaluate import evaluate_folders
+
+    if args.plots_dir or args.dataset:
+        raise DigitrecError("--data cannot be combined with --plots-dir or --dataset")
+    report = evaluate_folders(args.run_dirs, args.data, tta=args.tta,
+                              warn=lambda text: print(f"warning: {text}", file=sys.stderr))
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    what = report["runs"][0] if len(report["runs"]) == 1 else f"ensemble of {len(report['runs'])}"
+    print(f"{what}: {', '.join(sorted(set(report['models'])))} on {len(report['sources'])} "
+          f"image folder(s){' (test-time augmentation)' if args.tta else ''}")
+    print_sources(report["sources"])
+    for source in report["sources"]:
+        print(f"\n{source['name']}: confusion matrix (rows: true, columns: predicted)")
+        for row in source["confusion_matrix"]:
+            print(" ".join(f"{n:>5}" for n in row))
+    return 0
+
+
+def print_sources(sources: list[dict]) -> None:
+    """One line per image folder: images, accuracy with its 95% interval."""
+    print(f"{'source':<24} {'images':>7}  {'accuracy (95% CI)':<26}")
+    for source in sources:
+        low, high = source["accuracy_ci95"]
+        note = ("  (trained on: not held out)" if "trained_on" in source else "")
+        print(f"{source['name'][:24]:<24} {source['images']:>7}  "
+              f"{source['accuracy']:.2%} ({low:.2%}-{high:.2%}){note}")
+
+
 def write_report(args: argparse.Namespace) -> int:
     """`digitrec evaluate RUN... --report DIR`: write report.html and report.json, print a
     summary line per run."""
@@ -180,7 +220,9 @@ def write_report(args: argparse.Namespace) -> int:
     if args.tta or args.plots_dir:
         raise DigitrecError("--report cannot be combined with --tta or --plots-dir")
     report = build_report(args.run_dirs, args.report, data_dir=args.data_dir,
-                          dataset=args.dataset, robustness_images=args.robustness_images)
+                          dataset=args.dataset, robustness_images=args.robustness_images,
+                          folders=args.data,
+                          warn=lambda text: print(f"warning: {text}", file=sys.stderr))
     if args.json:
         print(json.dumps(report))
         return 0
@@ -196,6 +238,10 @@ def write_report(args: argparse.Namespace) -> int:
               f"{calibrated:>10} {robust:>10.1%}")
     if "ensemble" in report:
         print(f"{'ensemble':<24} {report['ensemble']['accuracy']:.2%}")
+    for run in report["runs"]:
+        if run["sources"]:
+            print(f"\n{run['name']}:")
+            print_sources(run["sources"])
     print(f"\nreport: {Path(args.report) / 'report.html'} (numbers: report.json)")
     return 0
 
@@ -229,12 +275,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm",
-                  ".ppm", ".pbm", ".pnm"}
-
-
 def expand_inputs(paths: list[str]) -> list[str]:
     """Files as given, directories as their image files (recursively, sorted), `-` for stdin."""
+    from .folders import IMAGE_SUFFIXES
+
     inputs = []
     for path in paths:
         if path != "-" and Path(path).is_dir():
@@ -330,8 +374,12 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
 
     hints = typing.get_type_hints(TrainConfig)
     for f in fields(TrainConfig):
-        kind = ({"action": argparse.BooleanOptionalAction} if hints[f.name] is bool
-                else {"type": hints[f.name]})
+        if hints[f.name] is bool:
+            kind = {"action": argparse.BooleanOptionalAction}
+        elif typing.get_origin(hints[f.name]) is tuple:  # a repeatable flag
+            kind = {"action": "append", "type": typing.get_args(hints[f.name])[0]}
+        else:
+            kind = {"type": hints[f.name]}
         parser.add_argument(f"--{f.name.replace('_', '-')}", default=None, **kind,
                             help=f"{f.metadata['help']} (default: the model's recipe)")
 
@@ -378,6 +426,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--robustness-images", type=int, metavar="N",
                           help="with --report: run the robustness sweep on the first N test "
                                "images (default: all)")
+    evaluate.add_argument("--data", action="append", metavar="DIR",
+                          help="evaluate on this image folder (DIR/<digit>/*.png, read as "
+                               "`predict` reads images) instead of the test set; repeat for "
+                               "several, each reported on its own (with --report: added to it)")
     evaluate.add_argument("--dataset",
                           help="test on this registered dataset instead of the one the runs "
                                "were trained on (same classes)")

@@ -1,5 +1,6 @@
 """Evaluation: predictions on a split, accuracy with its confidence interval, per-class
-precision/recall/F1, confusion matrix; ensembles and test-time augmentation."""
+precision/recall/F1, confusion matrix; ensembles, test-time augmentation, and image folders
+of other sources (each its own line)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from .calibration import card_temperature
 from .checkpoint import load_model, read_card
 from .data import get_dataset, load_split
 from .errors import RunDirError
+from .folders import load_folder
 from .plots import confusion_figure, misclassified_figure, save_png
 
 EVAL_BATCH = 1000
@@ -141,3 +143,33 @@ def evaluate_runs(run_dirs: list, data_dir=None, plots_dir=None, tta: bool = Fal
                 Path(plots_dir) / "misclassified.png")),
         }
     return report
+
+
+def trained_on(cards: list[dict], fingerprint: str) -> dict | None:
+    """The card entry of a training source with these contents, if any of the runs had one."""
+    for card in cards:
+        for source in card.get("data", {}).get("sources", []):
+            if source.get("fingerprint") == fingerprint:
+                return source
+    return None
+
+
+def evaluate_folders(run_dirs: list, folders: list, tta: bool = False, warn=None) -> dict:
+    """Accuracy with its 95% interval, per-class metrics and confusion matrix on each image
+    folder (read through `preprocess`, as `predict` reads images), for one run or an ensemble.
+    A folder that a run trained on is flagged: its numbers are not a held-out measure."""
+    classes = get_dataset(evaluation_dataset(run_dirs)).classes
+    sources = []
+    for folder in folders:
+        data = load_folder(folder, classes, warn=warn)
+        probabilities, cards = ensemble_probabilities(run_dirs, data.images, tta)
+        source = {"name": data.name, "path": str(folder), "images": len(data),
+                  "left_out": len(data.problems),
+                  **classification_report(data.labels, probabilities.argmax(1), classes)}
+        seen = trained_on(cards, data.fingerprint)
+        if seen is not None:
+            source["trained_on"] = {"train_images": seen["train_images"],
+                                    "val_images": seen["val_images"]}
+        sources.append(source)
+    return {"runs": [str(r) for r in run_dirs], "models": [c["model"] for c in cards], "tta": tta,
+            "sources": sources}

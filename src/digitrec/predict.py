@@ -91,7 +91,8 @@ class TorchBackend:
 
 
 INPUT, OUTPUT = "image", "logits"  # tensor names in exported ONNX files
-DEFAULT_MODEL = "mnist-accurate.onnx"  # in digitrec/assets/
+DEFAULT_MODEL = "digits-accurate.onnx"  # in digitrec/assets/
+SHIPPED_RUN = "digits-accurate"  # in digitrec/assets/: the shipped model's run (card + weights)
 DEFAULT_VERIFIER = "digit-verifier.onnx"  # in digitrec/assets/: see digitrec.verifier
 VERIFIER_LABELS = ["pieces", "digit"]  # the verifier's outputs
 WHOLE = VERIFIER_LABELS.index("digit")
@@ -156,6 +157,12 @@ def shipped(name: str) -> Path:
     from importlib.resources import files
 
     return Path(str(files("digitrec") / "assets" / name))
+
+
+def run_dir_of(name: str | os.PathLike) -> Path:
+    """A run directory by path, or `shipped` for the run the shipped model was exported from
+    (so `digitrec train --init shipped` fine-tunes it)."""
+    return shipped(SHIPPED_RUN) if str(name) == "shipped" else Path(name)
 
 
 def default_model() -> Path:

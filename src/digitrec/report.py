@@ -23,6 +23,7 @@ from .data import get_dataset, load_split
 from .errors import ConfigError, RunDirError
 from .evaluate import (
     classification_report,
+    evaluate_folders,
     evaluation_dataset,
     mistakes_by_confidence,
     predict_logits,
@@ -129,6 +130,7 @@ def run_section(run_dir: Path, name: str, images: np.ndarray, labels: np.ndarray
         "robustness": sweep, "robustness_summary": robustness_summary(sweep),
         "robustness_images": min(robustness_images, len(labels)),
         "curves": read_jsonl(Path(run_dir) / METRICS),
+        "held_out": card.get("metrics", {}).get("val_sources", {}),
         "size": {"parameters": sum(p.numel() for p in model.parameters()),
                  "weights_bytes": (Path(run_dir) / WEIGHTS).stat().st_size},
         "speed": inference_speed(model, x),
@@ -146,9 +148,11 @@ def ensemble_section(probabilities: list[np.ndarray], labels: np.ndarray, classe
 
 
 def build_report(run_dirs: list, out_dir, data_dir=None, dataset: str | None = None,
-                 robustness_images: int | None = None, misclassified: int = 48) -> dict:
+                 robustness_images: int | None = None, misclassified: int = 48,
+                 folders: list | None = None, warn=None) -> dict:
     """Evaluate runs on a test set and write `report.json` and `report.html` into `out_dir`;
-    returns the report. `robustness_images` limits the sweep to the first N test images."""
+    returns the report. `robustness_images` limits the sweep to the first N test images;
+    each image folder in `folders` is evaluated per run as a source of its own."""
     from .report_html import write_html
 
     if robustness_images is not None and robustness_images < 1:
@@ -161,6 +165,9 @@ def build_report(run_dirs: list, out_dir, data_dir=None, dataset: str | None = N
                                                 misclassified)
                                     for r, name in zip(run_dirs, run_names(run_dirs),
                                                        strict=True)), strict=True)
+    for section in sections:
+        section["sources"] = (evaluate_folders([section["run"]], folders, warn=warn)["sources"]
+                              if folders else [])
     report = {"digitrec_version": __version__, "created": time.strftime("%Y-%m-%d %H:%M:%S"),
               "dataset": dataset, "classes": list(classes), "test_images": len(labels),
               "runs": list(sections)}

@@ -162,11 +162,31 @@ def run_html(run: dict, classes: list[str], images: np.ndarray, wrong_total: int
         "<h3>Training curves</h3>",
         plot(curves_figure(run["curves"]), "training curves") if run["curves"]
         else "<p>No metrics.jsonl in the run directory.</p>",
+        sources_html(run, classes),
         "<h3>Calibration</h3>", calibration_html(run["calibration"]),
         "<h3>Robustness</h3>", robustness_html(run),
         f"<h3>Misclassified (most confident first, {len(run['misclassified'])} of "
         f"{wrong_total})</h3>", gallery(run, images),
     ]
+    return "\n".join(parts)
+
+
+def sources_html(run: dict, classes: list[str]) -> str:
+    """Accuracy per source: the held-out part of each training source (from the card) and
+    each image folder evaluated with the report, with its confusion matrix."""
+    parts = []
+    if run.get("held_out"):
+        parts += ["<h3>Held-out part of each training source</h3>",
+                  table(["source", "images", "accuracy"],
+                        [[name, v["images"], percent(v["accuracy"])]
+                         for name, v in run["held_out"].items()])]
+    if run.get("sources"):
+        parts += ["<h3>Image folders</h3>", table(
+            ["source", "images", "accuracy", "note"],
+            [[s["name"], s["images"], interval(s),
+              "trained on: not held out" if "trained_on" in s else ""] for s in run["sources"]])]
+        parts += [plot(confusion_figure(s["confusion_matrix"], classes),
+                       f"confusion matrix on {s['name']}") for s in run["sources"]]
     return "\n".join(parts)
 
 

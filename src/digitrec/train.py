@@ -43,11 +43,17 @@ from .checkpoint import (
 from .data import file_checksums, get_dataset, load_split
 from .errors import ConfigError, RunDirError
 from .evaluate import predict_logits
+from .folders import FolderData, holdout_mask, load_folder
 from .models import create_model, list_models
+from .predict import run_dir_of
 
 PROGRESS_EVERY = 25  # steps between progress-bar refreshes (each one syncs with the device)
 SPLIT_SEED = 20240  # the validation split is the same for every run, so runs compare fairly
 RANK_SEED_STRIDE = 1_000_003  # distributed: rank r augments with the epoch's seed + r * this
+
+
+def _silent(*_) -> None:
+    pass
 
 
 def _opt(default, help: str):
@@ -60,6 +66,13 @@ class TrainConfig:
 
     model: str = _opt("baseline", "architecture name")
     dataset: str = _opt("mnist", "dataset name")
+    add_data: tuple[str, ...] = _opt((), "an image folder (DIR/<digit>/*.png) of more training "
+                                         "digits, DIR or DIR:WEIGHT (its images drawn WEIGHT "
+                                         "times as often); repeat for several")
+    holdout: float = _opt(0.1, "fraction of each --add-data folder held out for validation and "
+                               "the temperature (whole writers where file names name them)")
+    init: str = _opt("", "start from the weights of this run directory, or `shipped` for the "
+                         "shipped model (fine-tuning)")
     epochs: int = _opt(3, "passes over the training set")
     batch_size: int = _opt(128, "images per optimizer step")
     optimizer: str = _opt("adam", "adam, or sgd (Nesterov momentum)")
@@ -91,6 +104,7 @@ class TrainConfig:
                                  "scaling rule for the larger global batch)")
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "add_data", tuple(self.add_data))  # a list from JSON or a state
         choices = {"model": list_models(), "optimizer": OPTIMIZERS, "schedule": SCHEDULES,
                    "precision": ("auto", "fp32", "bf16")}
         for name, allowed in choices.items():
@@ -114,11 +128,34 @@ class TrainConfig:
                               "elastic_sigma in (0, 6] px, thickness in [0, 1]")
         if not 0 <= self.seed < 2**40:
             raise ConfigError("seed must be in [0, 2**40)")
+        if not 0 <= self.holdout < 1:
+            raise ConfigError("holdout must be in [0, 1)")
+        for spec in self.add_data:
+            parse_source(spec)
+
+    @property
+    def sources(self) -> list[tuple[Path, float]]:
+        """The --add-data folders with their sampling weights."""
+        return [parse_source(spec) for spec in self.add_data]
 
     @property
     def augmentation(self) -> Augmentation:
         return Augmentation(self.rotate, self.scale, self.shear, self.translate,
                             self.elastic_alpha, self.elastic_sigma, self.thickness)
+
+
+def parse_source(spec: str) -> tuple[Path, float]:
+    """`DIR` or `DIR:WEIGHT` -> (folder, weight); the weight must be above 0."""
+    path, sep, weight = spec.rpartition(":")
+    if not sep:
+        return Path(spec), 1.0
+    try:
+        value = float(weight)
+    except ValueError:
+        return Path(spec), 1.0  # a colon in the folder's own name
+    if not 0 < value <= 100:
+        raise ConfigError(f"--add-data {spec}: the weight must be above 0 and at most 100")
+    return Path(path), value
 
 
 def _one_cycle(progress: float, warmup: float = 0.25) -> float:
@@ -157,6 +194,16 @@ RECIPES = {
 def recipe(model: str) -> TrainConfig:
     """The default configuration for a model (`digitrec train --model NAME` uses it)."""
     return RECIPES.get(model, replace(TrainConfig(), model=model))
+
+
+def fine_tune_recipe(init: str, model: str) -> TrainConfig:
+    """The default configuration for `--init RUN` (fine-tuning on a few samples of one's own
+    handwriting): the model's recipe at a tenth of its learning rate, five short epochs, and
+    2,000 images of the dataset replayed beside the new ones so the model keeps what it knew.
+    Give the new folder a weight (`--add-data DIR:20`) so it fills a good part of each batch."""
+    base = recipe(model)
+    return replace(base, init=init, epochs=5, lr=base.lr / 10, train_size=2000, val_size=0,
+                   ema=0.0, schedule="cosine")
 
 
 def select_device(name: str = "auto") -> torch.device:
@@ -209,22 +256,53 @@ class Cluster:
             dist.destroy_process_group()
 
 
+@dataclass(frozen=True)
+class Part:
+    """A stretch of the training tensors that came from one source, and how often its images
+    are drawn per epoch (1 = each once)."""
+
+    name: str
+    size: int
+    weight: float = 1.0
+
+
 @dataclass
 class Tensors:
-    """One split held in memory: uint8 images (N, 1, 28, 28) and int64 labels (N)."""
+    """Images held in memory: uint8 (N, 1, 28, 28) and int64 labels (N); training tensors
+    also know which stretch came from which source."""
 
     images: torch.Tensor
     labels: torch.Tensor
+    parts: tuple[Part, ...] = ()
 
     def __len__(self) -> int:
         return len(self.labels)
 
 
-def load_tensors(config: TrainConfig, data_dir, device: torch.device) -> dict[str, Tensors]:
-    """Train, validation and test splits as tensors on `device`."""
-    def tensors(images: np.ndarray, labels: np.ndarray) -> Tensors:
-        return Tensors(torch.from_numpy(images).unsqueeze(1).to(device),
-                       torch.from_numpy(labels).to(device))
+@dataclass
+class Splits:
+    """A run's data: the training images of every source, each source's held-out part (by
+    source name), the test split, and what the card records of each source."""
+
+    train: Tensors
+    test: Tensors
+    val: dict[str, Tensors]
+    sources: list[dict]
+
+    def pooled_val(self) -> Tensors | None:
+        """Every source's held-out images together (None when nothing is held out)."""
+        if not self.val:
+            return None
+        parts = list(self.val.values())
+        return Tensors(torch.cat([t.images for t in parts]), torch.cat([t.labels for t in parts]))
+
+
+def load_tensors(config: TrainConfig, data_dir, device: torch.device, log=_silent) -> Splits:
+    """The dataset's train (less its validation images) and test splits, and each --add-data
+    folder less its held-out part, as tensors on `device`."""
+    def tensors(images: np.ndarray, labels: np.ndarray, parts: tuple[Part, ...] = ()) -> Tensors:
+        return Tensors(torch.from_numpy(np.ascontiguousarray(images)).unsqueeze(1).to(device),
+                       torch.from_numpy(np.ascontiguousarray(labels)).to(device), parts)
 
     images, labels = load_split(config.dataset, "train", data_dir)
     if config.val_size >= len(labels):
@@ -233,11 +311,54 @@ def load_tensors(config: TrainConfig, data_dir, device: torch.device) -> dict[st
     val_idx, train_idx = order[:config.val_size].numpy(), order[config.val_size:].numpy()
     if config.train_size:
         train_idx = train_idx[:config.train_size]
-    splits = {"train": tensors(images[train_idx], labels[train_idx]),
-              "test": tensors(*load_split(config.dataset, "test", data_dir))}
-    if config.val_size:
-        splits["val"] = tensors(images[val_idx], labels[val_idx])
-    return splits
+    train_images, train_labels = [images[train_idx]], [labels[train_idx]]
+    parts = [Part(config.dataset, len(train_idx))]
+    val = {config.dataset: tensors(images[val_idx], labels[val_idx])} if config.val_size else {}
+    sources = [{"name": config.dataset, "kind": "idx", "sha256": file_checksums(config.dataset),
+                "train_images": len(train_idx), "val_images": len(val_idx), "weight": 1.0}]
+    for path, weight in config.sources:
+        folder = load_folder(path, get_dataset(config.dataset).classes, warn=log)
+        if folder.name in {p.name for p in parts}:
+            raise ConfigError(f"two training sources are named {folder.name!r}: rename a folder")
+        held = holdout_mask(folder, config.holdout)
+        train_images.append(folder.images[~held])
+        train_labels.append(folder.labels[~held])
+        parts.append(Part(folder.name, int((~held).sum()), weight))
+        if held.any():
+            val[folder.name] = tensors(folder.images[held], folder.labels[held])
+        sources.append(folder_card(folder, held, weight))
+    return Splits(tensors(np.concatenate(train_images), np.concatenate(train_labels), tuple(parts)),
+                  tensors(*load_split(config.dataset, "test", data_dir)), val, sources)
+
+
+def folder_card(folder: FolderData, held: np.ndarray, weight: float) -> dict:
+    """What a model card records of an image folder: where, how many, which writers were held
+    out, and a fingerprint of its contents."""
+    card = {"name": folder.name, "kind": "folder", "path": str(folder.root),
+            "fingerprint": folder.fingerprint, "images": len(folder) + len(folder.problems),
+            "left_out": len(folder.problems), "train_images": int((~held).sum()),
+            "val_images": int(held.sum()), "weight": weight}
+    if folder.has_writers:
+        card["writers"] = len(set(folder.writers))
+        card["val_writers"] = sorted({w for w, h in zip(folder.writers, held, strict=True) if h})
+    return card
+
+
+def epoch_order(data: Tensors) -> torch.Tensor:
+    """The training images of one epoch in random order: each source's images drawn as often
+    as its weight says (whole passes, then a random part of one), under the current seed."""
+    device = data.labels.device
+    if all(part.weight == 1 for part in data.parts):
+        return torch.randperm(len(data), device=device)
+    pieces, start = [], 0
+    for part in data.parts:
+        count = round(part.weight * part.size)
+        passes = torch.cat([torch.randperm(part.size, device=device)
+                            for _ in range(-(-count // part.size))])
+        pieces.append(passes[:count] + start)
+        start += part.size
+    order = torch.cat(pieces)
+    return order[torch.randperm(len(order), device=device)]
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -328,7 +449,10 @@ def start_session(config: TrainConfig, device: torch.device,
                   cluster: Cluster = Cluster()) -> Session:
     """Build the model (seeded: the same on every rank), optimizer and weight average."""
     torch.manual_seed(config.seed)
-    model = create_model(config.model).to(device, memory_format=torch.channels_last)
+    model = create_model(config.model)
+    if config.init:
+        model.load_state_dict(initial_weights(config).state_dict())
+    model = model.to(device, memory_format=torch.channels_last)
     if cluster.world > 1:
         if config.sync_bn:
             if device.type != "cuda":
@@ -344,6 +468,17 @@ def start_session(config: TrainConfig, device: torch.device,
     return Session(config, model, optimizer, ema, autocast_dtype(config, device), cluster)
 
 
+def initial_weights(config: TrainConfig) -> torch.nn.Module:
+    """The trained model that `--init` fine-tunes; its architecture must be the run's."""
+    from .checkpoint import load_model
+
+    model, card = load_model(run_dir_of(config.init))
+    if card["model"] != config.model:
+        raise ConfigError(f"--init {config.init} holds a {card['model']!r} model, not "
+                          f"{config.model!r}: give --model {card['model']}")
+    return model
+
+
 def train_epoch(session: Session, data: Tensors, epoch: int,
                 on_step: Callable[[int], None] | None = None, progress: bool | None = None) -> dict:
     """One pass over the training data; returns mean loss, accuracy and throughput.
@@ -354,7 +489,7 @@ def train_epoch(session: Session, data: Tensors, epoch: int,
     device = data.labels.device
     torch.manual_seed(epoch_seed(config.seed, epoch))
     model.train()
-    order = rank_slice(torch.randperm(len(data), device=device), cluster)
+    order = rank_slice(epoch_order(data), cluster)
     if cluster.world > 1:  # every rank augments its own images differently
         torch.manual_seed(epoch_seed(config.seed, epoch) + RANK_SEED_STRIDE * cluster.rank)
     steps = math.ceil(len(order) / config.batch_size)
@@ -416,15 +551,28 @@ def score(model, data: Tensors) -> tuple[float, float]:
     return F.cross_entropy(logits, labels).item(), correct / len(labels)
 
 
+def validate(model, data: Splits) -> dict:
+    """Loss and accuracy on every held-out image (`val_loss`, `val_accuracy`) and, with more
+    than one source, on each source's own (`val_sources`)."""
+    scores = {name: (*score(model, part), len(part)) for name, part in data.val.items()}
+    total = sum(n for *_, n in scores.values())
+    row = {"val_loss": sum(loss * n for loss, _, n in scores.values()) / total,
+           "val_accuracy": sum(acc * n for _, acc, n in scores.values()) / total}
+    if len(data.sources) > 1:
+        row["val_sources"] = {name: {"loss": loss, "accuracy": acc, "images": n}
+                              for name, (loss, acc, n) in scores.items()}
+    return row
+
+
 def calibrate(model, data: Tensors) -> dict | None:
-    """Temperature scaling fitted on held-out images (the validation split); predictors
+    """Temperature scaling fitted on held-out images (every source's held-out part); predictors
     divide the logits by it. None when those images do not determine a temperature."""
     logits = predict_logits(model, data.images).cpu().numpy()
     labels = data.labels.cpu().numpy()
     temperature = fit_temperature(logits, labels)
     if temperature is None:
         return None
-    return {"temperature": temperature, "fitted_on": "validation split", "images": len(labels),
+    return {"temperature": temperature, "fitted_on": "held-out images", "images": len(labels),
             "nll_before": negative_log_likelihood(logits, labels),
             "nll_after": negative_log_likelihood(logits, labels, temperature)}
 
@@ -477,16 +625,12 @@ def train(config: TrainConfig | None, run_dir, data_dir=None, resume: bool = Fal
         cluster.stop()
 
 
-def _silent(*_) -> None:
-    pass
-
-
 def _train(session: Session, run_dir: Path, data_dir, state: dict | None, log,
            progress: bool | None) -> dict:
     """The epochs of a run, from `state` if resuming; the card (rank 0) or {} (other ranks)."""
     config, cluster = session.config, session.cluster
     device = next(session.evaluated.parameters()).device
-    data = load_tensors(config, data_dir, device)
+    data = load_tensors(config, data_dir, device, log)
     start_epoch, elapsed = 0, 0.0
     if state is not None:
         session.restore(state)
@@ -495,33 +639,37 @@ def _train(session: Session, run_dir: Path, data_dir, state: dict | None, log,
     elif cluster.leader:
         save_state(run_dir, session.state(0, 0.0))
     history = [row for row in read_jsonl(run_dir / METRICS) if row["epoch"] <= start_epoch]
-    log(f"training {config.model} on {config.dataset} ({len(data['train'])} images, "
-        f"{len(data['val']) if 'val' in data else 0} for validation) on {device}"
+    held_out = data.pooled_val()
+    log(f"training {config.model} on {' + '.join(p.name for p in data.train.parts)} "
+        f"({len(data.train)} images, {len(held_out) if held_out else 0} for validation) on {device}"
         f"{' with bf16 autocast' if session.dtype else ''}"
         f"{f' in {cluster.world} processes' if cluster.world > 1 else ''}")
     for epoch in range(start_epoch, config.epochs):
-        row = {"epoch": epoch + 1, **train_epoch(session, data["train"], epoch, progress=progress)}
+        row = {"epoch": epoch + 1, **train_epoch(session, data.train, epoch, progress=progress)}
         elapsed += row["seconds"]
         if not cluster.leader:
             continue
-        if "val" in data:
-            row["val_loss"], row["val_accuracy"] = score(session.evaluated, data["val"])
+        if data.val:
+            row.update(validate(session.evaluated, data))
         history.append(row)
         write_jsonl(run_dir / METRICS, history)
         save_state(run_dir, session.state(epoch + 1, elapsed))
         log(format_epoch(row, config.epochs))
     if not cluster.leader:
         return {}
-    test_loss, test_accuracy = score(session.evaluated, data["test"])
+    test_loss, test_accuracy = score(session.evaluated, data.test)
     metrics = {"test_accuracy": test_accuracy, "test_loss": test_loss,
                **{k: v for k, v in history[-1].items() if k.startswith("val_")}}
     card = {"model": config.model, "model_kwargs": {}, "config": asdict(config),
             "data": {"dataset": config.dataset, "sha256": file_checksums(config.dataset),
-                     "train_images": len(data["train"]),
-                     "val_images": len(data["val"]) if "val" in data else 0},
+                     "train_images": len(data.train),
+                     "val_images": len(held_out) if held_out else 0, "sources": data.sources},
             "metrics": metrics, "train_seconds": round(elapsed, 2), "device": str(device),
             "versions": versions(), "command": train_command(config)}
-    calibration = calibrate(session.evaluated, data["val"]) if "val" in data else None
+    if config.init:
+        card["init"] = {"run": config.init,
+                        "command": read_card(run_dir_of(config.init)).get("command")}
+    calibration = calibrate(session.evaluated, held_out) if held_out else None
     if calibration is not None:
         card["calibration"] = calibration
     if cluster.world > 1:
@@ -529,9 +677,9 @@ def _train(session: Session, run_dir: Path, data_dir, state: dict | None, log,
                                "global_batch": config.batch_size * cluster.world, "lr": session.lr}
     save_run(run_dir, session.evaluated, card)
     if calibration is not None:
-        log(f"temperature {calibration['temperature']:.3f} (fitted on the {len(data['val'])} "
-            "validation images: predictors divide the logits by it)")
-    elif "val" in data:
+        log(f"temperature {calibration['temperature']:.3f} (fitted on the {len(held_out)} "
+            "held-out images: predictors divide the logits by it)")
+    elif held_out:
         log("no temperature: the validation images hold no mistakes to fit one on "
             "(a larger --val-size helps)")
     log(f"test accuracy {test_accuracy:.2%} (loss {test_loss:.4f}); run saved in {run_dir}")
@@ -550,6 +698,8 @@ def train_command(config: TrainConfig) -> str:
             continue
         if isinstance(value, bool):
             words.append(flag if value else "--no-" + flag[2:])
+        elif isinstance(value, tuple):
+            words += [word for item in value for word in (flag, str(item))]
         else:
             words += [flag, str(value)]
     return shlex.join(words)
@@ -561,4 +711,7 @@ def format_epoch(row: dict, epochs: int) -> str:
             f"acc {row['train_accuracy']:.2%}")
     if "val_accuracy" in row:
         text += f"  val loss {row['val_loss']:.4f} acc {row['val_accuracy']:.2%}"
+    if "val_sources" in row:
+        text += " (" + ", ".join(f"{name} {v['accuracy']:.2%}"
+                                 for name, v in row["val_sources"].items()) + ")"
     return text + f"  {row['seconds']:.1f} s  {row['images_per_s']:.0f} img/s"

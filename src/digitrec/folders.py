@@ -1,0 +1,179 @@
+"""Image-folder datasets: `DIR/<label>/<image>` (torchvision's ImageFolder layout) as tensors.
+
+Every image goes through `preprocess`, the same steps `digitrec predict` takes, so a model
+trained on a folder sees exactly what it will be asked to read. Images may have any size and
+either polarity. The 28x28 results are cached under the decoded cache, keyed by the contents
+of every file and of the preprocessing code, so a second load reads one file. Files that
+cannot be read or hold no ink are reported, never silently dropped.
+
+Writers: a file named `<label>-<writer>-<anything>` (as CVL's `3-0169-01-07.png`) names its
+writer, so a held-out part can be made of whole writers. numpy and Pillow only: no torch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import preprocess as preprocessing
+from .checkpoint import atomic_write
+from .data import decoded_cache_dir
+from .errors import DataUnavailableError, ImageDecodeError
+
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp",
+                            ".pgm", ".ppm", ".pbm", ".pnm"})
+DIGITS = tuple(str(d) for d in range(10))
+SPLIT_NAMES = frozenset({"train", "training", "valid", "validation", "val", "test", "dev"})
+HOLDOUT_SEED = 20240  # every run holds out the same part of a folder, so runs compare fairly
+SHOWN_PROBLEMS = 10  # unreadable files named in the warning; the rest are counted
+
+
+@dataclass(frozen=True)
+class FolderData:
+    """The usable images of one folder: uint8 [N, 28, 28] white ink on black, int64 labels,
+    each image's file (relative to the folder) and writer ('' where the name gives none)."""
+
+    name: str
+    root: Path
+    images: np.ndarray
+    labels: np.ndarray
+    files: tuple[str, ...]
+    writers: tuple[str, ...]
+    fingerprint: str  # SHA-256 of every file's path and contents
+    problems: tuple[str, ...]  # "file: why" for each file that was left out
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def has_writers(self) -> bool:
+        return all(self.writers) and len(set(self.writers)) > 1
+
+
+def source_name(root: Path) -> str:
+    """A short name for a folder: `cvl-digits/train` -> `cvl-digits-train`, `usps` -> `usps`."""
+    root = root.resolve()
+    return f"{root.parent.name}-{root.name}" if root.name.lower() in SPLIT_NAMES else root.name
+
+
+def list_images(root: Path, classes: tuple[str, ...]) -> list[tuple[str, int]]:
+    """(relative path, label) of every image file under the class folders, sorted; anything
+    else in the folder that looks like a class folder but is not one is an error."""
+    if not root.is_dir():
+        raise DataUnavailableError(f"image folder {root} does not exist or is not a directory")
+    subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    unknown = [p.name for p in subdirs if p.name not in classes]
+    if unknown:
+        raise DataUnavailableError(
+            f"{root}: folders {', '.join(unknown[:5])} are not class names; an image folder "
+            f"holds one folder per class ({', '.join(classes)}) with the images inside")
+    entries = []
+    for directory in subdirs:
+        label = classes.index(directory.name)
+        entries += [(str(p.relative_to(root)), label) for p in sorted(directory.rglob("*"))
+                    if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+    return entries
+
+
+def writer_of(path: str, label_name: str) -> str:
+    """The writer id in a file name `<label>-<writer>-...`, else ''."""
+    parts = Path(path).stem.split("-")
+    return parts[1] if len(parts) >= 3 and parts[0] == label_name and parts[1] else ""
+
+
+def _code_fingerprint() -> str:
+    """Changes whenever the preprocessing code changes, so cached results follow it."""
+    return hashlib.sha256(Path(preprocessing.__file__).read_bytes()).hexdigest()
+
+
+def _preprocess_all(root: Path, entries: list[tuple[str, int]], blobs: list[bytes],
+                    progress: Callable[[int], None]) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """28x28 uint8 images of the readable files, their indices into `entries`, the problems."""
+    images, kept, problems = [], [], []
+    for index, ((path, _), blob) in enumerate(zip(entries, blobs, strict=True)):
+        try:
+            digit = preprocessing.preprocess(blob)
+        except ImageDecodeError as e:
+            problems.append(f"{path}: {str(e).removeprefix('<bytes>: ')}")
+            continue
+        finally:
+            progress(index)
+        if digit is None:
+            problems.append(f"{path}: no ink found")
+            continue
+        images.append(np.round(digit * 255).astype(np.uint8))
+        kept.append(index)
+    stacked = np.stack(images) if images else np.zeros((0, 28, 28), np.uint8)
+    return stacked, np.array(kept, dtype=np.int64), problems
+
+
+def load_folder(root: str | os.PathLike, classes: tuple[str, ...] = DIGITS,
+                warn: Callable[[str], None] | None = None) -> FolderData:
+    """Read an image folder through `preprocess` (cached by content); `warn` gets one message
+    listing the files left out, if any. A folder with no usable image is an error."""
+    root = Path(root)
+    entries = list_images(root, classes)
+    if not entries:
+        raise DataUnavailableError(f"image folder {root} holds no image files in its class "
+                                   f"folders ({', '.join(classes)})")
+    blobs = [(root / path).read_bytes() for path, _ in entries]
+    digest = hashlib.sha256(_code_fingerprint().encode())
+    content = hashlib.sha256()
+    for (path, label), blob in zip(entries, blobs, strict=True):
+        content.update(f"{path}\0{label}\0{len(blob)}\0".encode())
+        content.update(hashlib.sha256(blob).digest())
+    fingerprint = content.hexdigest()
+    digest.update(fingerprint.encode())
+    entry = decoded_cache_dir() / f"folder-{digest.hexdigest()}.npz"
+    try:
+        with np.load(entry, allow_pickle=False) as cached:
+            images, kept, problems = cached["images"], cached["kept"], list(cached["problems"])
+    except (OSError, ValueError, KeyError):
+        from tqdm import tqdm
+
+        with tqdm(total=len(entries), desc=f"preprocessing {root}", unit="img", leave=False,
+                  disable=None) as bar:
+            images, kept, problems = _preprocess_all(root, entries, blobs,
+                                                     lambda _: bar.update())
+        try:
+            buffer = io.BytesIO()
+            np.savez(buffer, images=images, kept=kept, problems=np.array(problems, dtype=str))
+            with atomic_write(entry) as f:
+                f.write(buffer.getvalue())
+        except OSError:
+            pass  # a read-only cache only costs speed
+    if problems and warn is not None:
+        shown = "; ".join(problems[:SHOWN_PROBLEMS])
+        more = f"; and {len(problems) - SHOWN_PROBLEMS} more" if len(problems) > SHOWN_PROBLEMS else ""
+        warn(f"{root}: {len(problems)} of {len(entries)} files left out ({shown}{more})")
+    if len(kept) == 0:
+        raise DataUnavailableError(f"image folder {root} has no usable image: "
+                                   f"{'; '.join(problems[:SHOWN_PROBLEMS])}")
+    files = tuple(entries[i][0] for i in kept)
+    labels = np.array([entries[i][1] for i in kept], dtype=np.int64)
+    writers = tuple(writer_of(f, classes[label]) for f, label in zip(files, labels, strict=True))
+    return FolderData(source_name(root), root, images, labels, files, writers, fingerprint,
+                      tuple(problems))
+
+
+def holdout_mask(data: FolderData, fraction: float, seed: int = HOLDOUT_SEED) -> np.ndarray:
+    """Which images form the held-out part: whole writers where the file names give them
+    (at least one writer, at least one kept for training), else single images."""
+    rng = np.random.default_rng(seed)
+    if fraction <= 0:
+        return np.zeros(len(data), dtype=bool)
+    if data.has_writers:
+        writers = sorted(set(data.writers))
+        count = min(len(writers) - 1, max(1, int(np.ceil(fraction * len(writers)))))
+        held = set(rng.permutation(writers)[:count].tolist())
+        return np.array([w in held for w in data.writers])
+    count = min(len(data) - 1, max(1, round(fraction * len(data))))
+    mask = np.zeros(len(data), dtype=bool)
+    mask[rng.permutation(len(data))[:count]] = True
+    return mask
