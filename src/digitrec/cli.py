@@ -162,9 +162,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report))
         return 0
-    what = report["runs"][0] if len(report["runs"]) == 1 else f"ensemble of {len(report['runs'])}"
-    print(f"{what}: {', '.join(sorted(set(report['models'])))} on {report['dataset']} test set "
-          f"({report['test_images']} images)")
+    print(f"{evaluated(report)} on {report['dataset']} test set ({report['test_images']} images)")
     low, high = report["accuracy_ci95"]
     print(f"accuracy {report['accuracy']:.2%} (95% CI {low:.2%}-{high:.2%})"
           f"{' (test-time augmentation)' if args.tta else ''}\n")
@@ -172,9 +170,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     for row in report["per_class"]:
         print(f"{row['class']:<12} {row['precision']:>9.4f} {row['recall']:>7.4f} "
               f"{row['f1']:>7.4f} {row['support']:>8}")
-    print("\nconfusion matrix (rows: true, columns: predicted)")
-    for row in report["confusion_matrix"]:
-        print(" ".join(f"{n:>5}" for n in row))
+    print_confusion("\nconfusion matrix", report["confusion_matrix"])
     if "plots" in report:
         print(f"\nplots: {report['plots']['confusion_matrix']}, {report['plots']['misclassified']}")
     return 0
@@ -186,20 +182,34 @@ def evaluate_folders(args: argparse.Namespace) -> int:
 
     if args.plots_dir or args.dataset:
         raise DigitrecError("--data cannot be combined with --plots-dir or --dataset")
-    report = evaluate_folders(args.run_dirs, args.data, tta=args.tta,
-                              warn=lambda text: print(f"warning: {text}", file=sys.stderr))
+    report = evaluate_folders(args.run_dirs, args.data, tta=args.tta, warn=warn)
     if args.json:
         print(json.dumps(report))
         return 0
-    what = report["runs"][0] if len(report["runs"]) == 1 else f"ensemble of {len(report['runs'])}"
-    print(f"{what}: {', '.join(sorted(set(report['models'])))} on {len(report['sources'])} "
-          f"image folder(s){' (test-time augmentation)' if args.tta else ''}")
+    print(f"{evaluated(report)} on {len(report['sources'])} image folder(s)"
+          f"{' (test-time augmentation)' if args.tta else ''}")
     print_sources(report["sources"])
     for source in report["sources"]:
-        print(f"\n{source['name']}: confusion matrix (rows: true, columns: predicted)")
-        for row in source["confusion_matrix"]:
-            print(" ".join(f"{n:>5}" for n in row))
+        print_confusion(f"\n{source['name']}: confusion matrix", source["confusion_matrix"])
     return 0
+
+
+def evaluated(report: dict) -> str:
+    """What an evaluation report is about: the run (or ensemble) and its model names."""
+    runs = report["runs"]
+    what = runs[0] if len(runs) == 1 else f"ensemble of {len(runs)}"
+    return f"{what}: {', '.join(sorted(set(report['models'])))}"
+
+
+def warn(text: str) -> None:
+    """A warning that does not stop the command (e.g. files of a folder left out)."""
+    print(f"warning: {text}", file=sys.stderr)
+
+
+def print_confusion(title: str, matrix: list[list[int]]) -> None:
+    print(f"{title} (rows: true, columns: predicted)")
+    for row in matrix:
+        print(" ".join(f"{n:>5}" for n in row))
 
 
 def print_sources(sources: list[dict]) -> None:
@@ -221,8 +231,7 @@ def write_report(args: argparse.Namespace) -> int:
         raise DigitrecError("--report cannot be combined with --tta or --plots-dir")
     report = build_report(args.run_dirs, args.report, data_dir=args.data_dir,
                           dataset=args.dataset, robustness_images=args.robustness_images,
-                          folders=args.data,
-                          warn=lambda text: print(f"warning: {text}", file=sys.stderr))
+                          folders=args.data, warn=warn)
     if args.json:
         print(json.dumps(report))
         return 0

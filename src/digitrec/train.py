@@ -317,7 +317,8 @@ def load_tensors(config: TrainConfig, data_dir, device: torch.device, log=_silen
     sources = [{"name": config.dataset, "kind": "idx", "sha256": file_checksums(config.dataset),
                 "train_images": len(train_idx), "val_images": len(val_idx), "weight": 1.0}]
     for path, weight in config.sources:
-        folder = load_folder(path, get_dataset(config.dataset).classes, warn=log)
+        folder = load_folder(path, get_dataset(config.dataset).classes,
+                             warn=lambda text: log(f"warning: {text}"))
         if folder.name in {p.name for p in parts}:
             raise ConfigError(f"two training sources are named {folder.name!r}: rename a folder")
         held = holdout_mask(folder, config.holdout)
