@@ -8,6 +8,8 @@ so the run never saw them. For each writer: fine-tune the run on `--samples` ima
 of that writer (`digitrec train --init RUN --add-data THEM:WEIGHT`, the fine-tuning recipe),
 then read the writer's other digits before and after, and the other held-out writers' digits
 before and after (a model adapted to one person must not get worse for everyone else).
+With `--replay W`, the run's own training folders (their training part only, as links to the
+files) are replayed beside the samples at weight W, as a practitioner with the data would.
 One line per writer, a summary, then one JSON object.
 """
 
@@ -44,6 +46,24 @@ def held_out_writers(run: Path, folders: list[Path]) -> list[tuple[FolderData, n
     return out
 
 
+def replay_folders(run: Path, directory: Path) -> list[Path]:
+    """The training part of each folder the run trained on, as a folder of links."""
+    card = read_card(run)
+    out = []
+    for source in card["data"]["sources"]:
+        if source["kind"] != "folder":
+            continue
+        data = load_folder(source["path"])
+        held = holdout_mask(data, card["config"]["holdout"])
+        target = directory / source["name"]
+        for file, h in zip(data.files, held, strict=True):
+            if not h:
+                (target / file).parent.mkdir(parents=True, exist_ok=True)
+                (target / file).symlink_to((Path(source["path"]) / file).resolve())
+        out.append(target)
+    return out
+
+
 def accuracy(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray) -> float:
     logits = predict_logits(model, torch.from_numpy(images).unsqueeze(1))
     return float((logits.argmax(1).numpy() == labels).mean())
@@ -67,8 +87,13 @@ def main() -> int:
     parser.add_argument("--samples", type=int, default=5, help="samples per digit to adapt on")
     parser.add_argument("--weight", type=float, default=20.0, help="the samples' sampling weight")
     parser.add_argument("--writers", type=int, default=0, help="at most this many (0 = all)")
+    parser.add_argument("--replay", type=float, default=0.0, metavar="W",
+                        help="replay the run's own training folders at this weight (0 = none)")
     args = parser.parse_args()
     run = Path(args.run)
+    replay_dir = tempfile.TemporaryDirectory()
+    replay = [f"{p}:{args.replay}" for p in replay_folders(run, Path(replay_dir.name))] \
+        if args.replay else []
     base, card = load_model(run)
     held = held_out_writers(run, args.folders)
     writers = [(data, w) for data, mask in held
@@ -84,6 +109,11 @@ def main() -> int:
           f"weight {args.weight}; {machine()}")
     for data, writer in writers:
         mine = np.flatnonzero(np.array(data.writers) == writer)
+        counts = np.bincount(data.labels[mine], minlength=10)
+        if counts.min() < args.samples or len(mine) == 10 * args.samples:
+            print(f"writer {writer} ({data.name}): skipped, {len(mine)} digits "
+                  f"(fewer than {args.samples} of some digit, or none left to test on)")
+            continue
         tune = np.concatenate([rng.permutation(mine[data.labels[mine] == d])[:args.samples]
                                for d in range(10)])
         rest = np.setdiff1d(mine, tune)
@@ -92,7 +122,8 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as tmp:
             write_samples(Path(tmp) / "mine", data.images[tune], data.labels[tune])
             config = replace(fine_tune_recipe(str(run), card["model"]),
-                             add_data=(f"{Path(tmp) / 'mine'}:{args.weight}",), holdout=0.0)
+                             add_data=(f"{Path(tmp) / 'mine'}:{args.weight}", *replay),
+                             holdout=0.0)
             train(config, Path(tmp) / "tuned", args.data_dir, log=lambda *_: None,
                   progress=False)
             tuned, _ = load_model(Path(tmp) / "tuned")
@@ -112,7 +143,9 @@ def main() -> int:
     print(f"mean over {len(rows)} writers: own digits {mean['before']:.2%} -> {mean['after']:.2%} "
           f"({better} better, {worse} worse), other writers {mean['others_before']:.2%} -> "
           f"{mean['others_after']:.2%}")
+    replay_dir.cleanup()
     print(json.dumps({"run": str(run), "samples_per_digit": args.samples, "weight": args.weight,
+                      "replay": args.replay,
                       "mean": mean, "writers": rows}))
     return 0
 

@@ -198,11 +198,12 @@ def recipe(model: str) -> TrainConfig:
 
 def fine_tune_recipe(init: str, model: str) -> TrainConfig:
     """The default configuration for `--init RUN` (fine-tuning on a few samples of one's own
-    handwriting): the model's recipe at a tenth of its learning rate, five short epochs, and
-    2,000 images of the dataset replayed beside the new ones so the model keeps what it knew.
+    handwriting): the model's recipe at a thirtieth of its learning rate, five short epochs,
+    and 2,000 images of the dataset replayed beside the new ones so the model keeps what it knew
+    (other writers are read as well as before).
     Give the new folder a weight (`--add-data DIR:20`) so it fills a good part of each batch."""
     base = recipe(model)
-    return replace(base, init=init, epochs=5, lr=base.lr / 10, train_size=2000, val_size=0,
+    return replace(base, init=init, epochs=5, lr=base.lr / 30, train_size=2000, val_size=0,
                    ema=0.0, schedule="cosine")
 
 
