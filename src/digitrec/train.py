@@ -133,6 +133,10 @@ class TrainConfig:
         for spec in self.add_data:
             parse_source(spec)
 
+    def as_json(self) -> dict:
+        """The configuration as JSON writes and reads it (lists, not tuples)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
     @property
     def sources(self) -> list[tuple[Path, float]]:
         """The --add-data folders with their sampling weights."""
@@ -199,9 +203,9 @@ def recipe(model: str) -> TrainConfig:
 def fine_tune_recipe(init: str, model: str) -> TrainConfig:
     """The default configuration for `--init RUN` (fine-tuning on a few samples of one's own
     handwriting): the model's recipe at a thirtieth of its learning rate, five short epochs,
-    and 2,000 images of the dataset replayed beside the new ones so the model keeps what it knew
-    (other writers are read as well as before).
-    Give the new folder a weight (`--add-data DIR:20`) so it fills a good part of each batch."""
+    and 2,000 images of the dataset replayed beside the new ones, so the model moves towards the
+    new writing without forgetting the rest. Give the new folder a weight (`--add-data DIR:20`)
+    so that it fills a good part of each batch."""
     base = recipe(model)
     return replace(base, init=init, epochs=5, lr=base.lr / 30, train_size=2000, val_size=0,
                    ema=0.0, schedule="cosine")
@@ -662,7 +666,7 @@ def _train(session: Session, run_dir: Path, data_dir, state: dict | None, log,
     test_loss, test_accuracy = score(session.evaluated, data.test)
     metrics = {"test_accuracy": test_accuracy, "test_loss": test_loss,
                **{k: v for k, v in history[-1].items() if k.startswith("val_")}}
-    card = {"model": config.model, "model_kwargs": {}, "config": asdict(config),
+    card = {"model": config.model, "model_kwargs": {}, "config": config.as_json(),
             "data": {"dataset": config.dataset, "sha256": file_checksums(config.dataset),
                      "train_images": len(data.train),
                      "val_images": len(held_out) if held_out else 0, "sources": data.sources},
