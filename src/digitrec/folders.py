@@ -92,18 +92,34 @@ def _code_fingerprint() -> str:
     return hashlib.sha256(Path(preprocessing.__file__).read_bytes()).hexdigest()
 
 
-def _preprocess_all(root: Path, entries: list[tuple[str, int]], blobs: list[bytes],
-                    progress: Callable[[int], None]) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def contents_fingerprint(root: Path, entries: list[tuple[str, int]]) -> str:
+    """SHA-256 over every file's path, label and contents (read one file at a time)."""
+    content = hashlib.sha256()
+    for path, label in entries:
+        try:
+            blob = (root / path).read_bytes()
+        except OSError:  # reported as left out when the folder is read
+            blob = b""
+        content.update(f"{path}\0{label}\0{len(blob)}\0".encode())
+        content.update(hashlib.sha256(blob).digest())
+    return content.hexdigest()
+
+
+def _preprocess_all(root: Path, entries: list[tuple[str, int]],
+                    progress: Callable[[], None]) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """28x28 uint8 images of the readable files, their indices into `entries`, the problems."""
     images, kept, problems = [], [], []
-    for index, ((path, _), blob) in enumerate(zip(entries, blobs, strict=True)):
+    for index, (path, _) in enumerate(entries):
         try:
-            digit = preprocessing.preprocess(blob)
+            digit = preprocessing.preprocess((root / path).read_bytes())
         except ImageDecodeError as e:
             problems.append(f"{path}: {str(e).removeprefix('<bytes>: ')}")
             continue
+        except OSError as e:
+            problems.append(f"{path}: cannot be read ({e.strerror or e})")
+            continue
         finally:
-            progress(index)
+            progress()
         if digit is None:
             problems.append(f"{path}: no ink found")
             continue
@@ -122,13 +138,8 @@ def load_folder(root: str | os.PathLike, classes: tuple[str, ...] = DIGITS,
     if not entries:
         raise DataUnavailableError(f"image folder {root} holds no image files in its class "
                                    f"folders ({', '.join(classes)})")
-    blobs = [(root / path).read_bytes() for path, _ in entries]
+    fingerprint = contents_fingerprint(root, entries)
     digest = hashlib.sha256(_code_fingerprint().encode())
-    content = hashlib.sha256()
-    for (path, label), blob in zip(entries, blobs, strict=True):
-        content.update(f"{path}\0{label}\0{len(blob)}\0".encode())
-        content.update(hashlib.sha256(blob).digest())
-    fingerprint = content.hexdigest()
     digest.update(fingerprint.encode())
     entry = decoded_cache_dir() / f"folder-{digest.hexdigest()}.npz"
     try:
@@ -139,8 +150,7 @@ def load_folder(root: str | os.PathLike, classes: tuple[str, ...] = DIGITS,
 
         with tqdm(total=len(entries), desc=f"preprocessing {root}", unit="img", leave=False,
                   disable=None) as bar:
-            images, kept, problems = _preprocess_all(root, entries, blobs,
-                                                     lambda _: bar.update())
+            images, kept, problems = _preprocess_all(root, entries, bar.update)
         try:
             buffer = io.BytesIO()
             np.savez(buffer, images=images, kept=kept, problems=np.array(problems, dtype=str))
