@@ -62,9 +62,18 @@ def test_a_folder_reads_as_predict_reads_each_image(digit_folder: Path):
     first = digit_folder / data.files[0]
     assert data.files[0].startswith(f"{data.labels[0]}/")
     np.testing.assert_allclose(data.images[0] / 255, preprocess(str(first)), atol=0.5 / 255)
-    # polarity and size do not matter: inverted and resized copies read as the same digit
     assert {writer_of(f, f[0]) for f in data.files} == {f"w{k:02d}" for k in range(6)}
     assert data.has_writers and data.name == "digits"
+
+
+def test_polarity_does_not_matter(mnist_test, tmp_path: Path):
+    images, labels = mnist_test
+    write_digits(tmp_path / "light", images[:20], labels[:20])
+    write_digits(tmp_path / "dark", images[:20], labels[:20],
+                 transform=lambda image, i: Image.eval(image, lambda v: 255 - v))
+    light, dark = load_folder(tmp_path / "light"), load_folder(tmp_path / "dark")
+    assert np.abs(light.images.astype(int) - dark.images.astype(int)).max() <= 1
+    np.testing.assert_array_equal(light.labels, dark.labels)
 
 
 def test_unreadable_and_blank_files_are_reported_not_dropped(digit_folder: Path):

@@ -14,7 +14,7 @@ from .calibration import card_temperature
 from .checkpoint import load_model, read_card
 from .data import get_dataset, load_split
 from .errors import RunDirError
-from .folders import load_folder
+from .folders import FolderData, load_folder
 from .plots import confusion_figure, misclassified_figure, save_png
 
 EVAL_BATCH = 1000
@@ -154,16 +154,22 @@ def trained_on(cards: list[dict], fingerprint: str) -> dict | None:
     return None
 
 
-def evaluate_folders(run_dirs: list, folders: list, tta: bool = False, warn=None) -> dict:
-    """Accuracy with its 95% interval, per-class metrics and confusion matrix on each image
-    folder (read through `preprocess`, as `predict` reads images), for one run or an ensemble.
-    A folder that a run trained on is flagged: its numbers are not a held-out measure."""
+def load_folders(run_dirs: list, folders: list, warn=None) -> list[FolderData]:
+    """Image folders read with the classes the runs learnt (through `preprocess`, as `predict`
+    reads images)."""
+    classes = get_dataset(evaluation_dataset(run_dirs)).classes
+    return [load_folder(folder, classes, warn=warn) for folder in folders]
+
+
+def folder_sources(run_dirs: list, folders: list[FolderData], tta: bool = False) -> list[dict]:
+    """Accuracy with its 95% interval, per-class metrics and confusion matrix on each folder,
+    for one run or an ensemble. A folder that a run trained on is flagged: its numbers are not
+    a held-out measure."""
     classes = get_dataset(evaluation_dataset(run_dirs)).classes
     sources = []
-    for folder in folders:
-        data = load_folder(folder, classes, warn=warn)
+    for data in folders:
         probabilities, cards = ensemble_probabilities(run_dirs, data.images, tta)
-        source = {"name": data.name, "path": str(folder), "images": len(data),
+        source = {"name": data.name, "path": str(data.root), "images": len(data),
                   "left_out": len(data.problems),
                   **classification_report(data.labels, probabilities.argmax(1), classes)}
         seen = trained_on(cards, data.fingerprint)
@@ -171,5 +177,10 @@ def evaluate_folders(run_dirs: list, folders: list, tta: bool = False, warn=None
             source["trained_on"] = {"train_images": seen["train_images"],
                                     "val_images": seen["val_images"]}
         sources.append(source)
-    return {"runs": [str(r) for r in run_dirs], "models": [c["model"] for c in cards], "tta": tta,
-            "sources": sources}
+    return sources
+
+
+def evaluate_folders(run_dirs: list, folders: list, tta: bool = False, warn=None) -> dict:
+    """`folder_sources` of the image folders at these paths, with what was evaluated."""
+    return {"runs": [str(r) for r in run_dirs], "models": [read_card(r)["model"] for r in run_dirs],
+            "tta": tta, "sources": folder_sources(run_dirs, load_folders(run_dirs, folders, warn), tta)}

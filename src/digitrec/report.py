@@ -23,8 +23,9 @@ from .data import get_dataset, load_split
 from .errors import ConfigError, RunDirError
 from .evaluate import (
     classification_report,
-    evaluate_folders,
     evaluation_dataset,
+    folder_sources,
+    load_folders,
     mistakes_by_confidence,
     predict_logits,
 )
@@ -165,9 +166,9 @@ def build_report(run_dirs: list, out_dir, data_dir=None, dataset: str | None = N
                                                 misclassified)
                                     for r, name in zip(run_dirs, run_names(run_dirs),
                                                        strict=True)), strict=True)
+    loaded = load_folders(run_dirs, folders or [], warn)
     for section in sections:
-        section["sources"] = (evaluate_folders([section["run"]], folders, warn=warn)["sources"]
-                              if folders else [])
+        section["sources"] = folder_sources([section["run"]], loaded)
     report = {"digitrec_version": __version__, "created": time.strftime("%Y-%m-%d %H:%M:%S"),
               "dataset": dataset, "classes": list(classes), "test_images": len(labels),
               "runs": list(sections)}
