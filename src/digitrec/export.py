@@ -61,13 +61,15 @@ def _quiet_exporter() -> Iterator[None]:
         logger.setLevel(level)
 
 
-def to_onnx(model: torch.nn.Module) -> bytes:
-    """Serialized ONNX graph of a digit model (eval mode, fp32, dynamic batch axis)."""
+def to_onnx(model: torch.nn.Module, example: torch.Tensor | None = None,
+            names: tuple[str, str] = (INPUT, OUTPUT)) -> bytes:
+    """Serialized ONNX graph of a model (eval mode, fp32, dynamic batch axis); `example` is an
+    input of the shape it takes (default: a batch of 28x28 digits)."""
     model = model.float().eval()
-    example = torch.rand(2, 1, 28, 28)
+    example = torch.rand(2, 1, 28, 28) if example is None else example
     with _quiet_exporter():
         program = torch.onnx.export(model, (example,), dynamo=True, opset_version=OPSET,
-                                    input_names=[INPUT], output_names=[OUTPUT],
+                                    input_names=[names[0]], output_names=[names[1]],
                                     dynamic_shapes=({0: torch.export.Dim("batch")},))
     return program.model_proto.SerializeToString()
 

@@ -15,9 +15,10 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 
@@ -87,12 +88,15 @@ def writer_of(path: str, label_name: str) -> str:
     return parts[1] if len(parts) >= 3 and parts[0] == label_name and parts[1] else ""
 
 
-def _code_fingerprint() -> str:
-    """Changes whenever the preprocessing code changes, so cached results follow it."""
-    return hashlib.sha256(Path(preprocessing.__file__).read_bytes()).hexdigest()
+def code_fingerprint(*modules: ModuleType) -> str:
+    """Changes whenever the code of these modules changes, so cached results follow it."""
+    digest = hashlib.sha256()
+    for module in modules:
+        digest.update(Path(module.__file__).read_bytes())
+    return digest.hexdigest()
 
 
-def contents_fingerprint(root: Path, entries: list[tuple[str, int]]) -> str:
+def contents_fingerprint(root: Path, entries: Sequence[tuple[str, object]]) -> str:
     """SHA-256 over every file's path, label and contents (read one file at a time)."""
     content = hashlib.sha256()
     for path, label in entries:
@@ -105,28 +109,78 @@ def contents_fingerprint(root: Path, entries: list[tuple[str, int]]) -> str:
     return content.hexdigest()
 
 
-def _preprocess_all(root: Path, entries: list[tuple[str, int]],
-                    progress: Callable[[], None]) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """28x28 uint8 images of the readable files, their indices into `entries`, the problems."""
-    images, kept, problems = [], [], []
-    for index, (path, _) in enumerate(entries):
+def convert_all(root: Path, files: Sequence[str], convert: Callable[[bytes], np.ndarray | None],
+                shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """`convert` (an image's bytes -> float array in [0, 1], or None for no ink) applied to
+    every file, one at a time, with a progress bar: the uint8 results, the indices of the
+    files they came from, and "file: why" for each file left out."""
+    from tqdm import tqdm
+
+    arrays, kept, problems = [], [], []
+    for index, path in enumerate(tqdm(files, desc=f"preprocessing {root}", unit="img",
+                                      leave=False, disable=None)):
         try:
-            digit = preprocessing.preprocess((root / path).read_bytes())
+            array = convert((root / path).read_bytes())
         except ImageDecodeError as e:
             problems.append(f"{path}: {str(e).removeprefix('<bytes>: ')}")
             continue
         except OSError as e:
             problems.append(f"{path}: cannot be read ({e.strerror or e})")
             continue
-        finally:
-            progress()
-        if digit is None:
+        if array is None:
             problems.append(f"{path}: no ink found")
             continue
-        images.append(np.round(digit * 255).astype(np.uint8))
+        arrays.append(np.round(array * 255).astype(np.uint8))
         kept.append(index)
-    stacked = np.stack(images) if images else np.zeros((0, 28, 28), np.uint8)
+    stacked = np.stack(arrays) if arrays else np.zeros((0, *shape), np.uint8)
     return stacked, np.array(kept, dtype=np.int64), problems
+
+
+def cached_arrays(name: str, compute: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Arrays stored as `name`.npz in the decoded cache, computed (and stored) when missing or
+    unreadable; a read-only cache only costs time."""
+    entry = decoded_cache_dir() / f"{name}.npz"
+    try:
+        with np.load(entry, allow_pickle=False) as cached:
+            return dict(cached)
+    except (OSError, ValueError):
+        pass
+    arrays = compute()
+    try:
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
+        with atomic_write(entry) as f:
+            f.write(buffer.getvalue())
+    except OSError:
+        pass
+    return arrays
+
+
+def cached_conversion(root: Path, files: Sequence[str], fingerprint: str, code: str,
+                      convert: Callable[[bytes], np.ndarray | None], shape: tuple[int, ...]
+                      ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """`convert_all`, cached in the decoded cache under the folder's contents and the code."""
+    digest = hashlib.sha256(code.encode())
+    digest.update(fingerprint.encode())
+
+    def compute() -> dict[str, np.ndarray]:
+        images, kept, problems = convert_all(root, files, convert, shape)
+        return {"images": images, "kept": kept, "problems": np.array(problems, dtype=str)}
+
+    arrays = cached_arrays(f"folder-{digest.hexdigest()}", compute)
+    return arrays["images"], arrays["kept"], [str(p) for p in arrays["problems"]]
+
+
+def check_problems(root: Path, problems: list[str], total: int, usable: int,
+                   warn: Callable[[str], None] | None) -> None:
+    """One warning listing the files left out; an error when none was usable."""
+    if problems and warn is not None:
+        shown = "; ".join(problems[:SHOWN_PROBLEMS])
+        more = f"; and {len(problems) - SHOWN_PROBLEMS} more" if len(problems) > SHOWN_PROBLEMS else ""
+        warn(f"{root}: {len(problems)} of {total} files left out ({shown}{more})")
+    if usable == 0:
+        raise DataUnavailableError(f"image folder {root} has no usable image: "
+                                   f"{'; '.join(problems[:SHOWN_PROBLEMS])}")
 
 
 def load_folder(root: str | os.PathLike, classes: tuple[str, ...] = DIGITS,
@@ -139,32 +193,10 @@ def load_folder(root: str | os.PathLike, classes: tuple[str, ...] = DIGITS,
         raise DataUnavailableError(f"image folder {root} holds no image files in its class "
                                    f"folders ({', '.join(classes)})")
     fingerprint = contents_fingerprint(root, entries)
-    digest = hashlib.sha256(_code_fingerprint().encode())
-    digest.update(fingerprint.encode())
-    entry = decoded_cache_dir() / f"folder-{digest.hexdigest()}.npz"
-    try:
-        with np.load(entry, allow_pickle=False) as cached:
-            images, kept, problems = cached["images"], cached["kept"], list(cached["problems"])
-    except (OSError, ValueError, KeyError):
-        from tqdm import tqdm
-
-        with tqdm(total=len(entries), desc=f"preprocessing {root}", unit="img", leave=False,
-                  disable=None) as bar:
-            images, kept, problems = _preprocess_all(root, entries, bar.update)
-        try:
-            buffer = io.BytesIO()
-            np.savez(buffer, images=images, kept=kept, problems=np.array(problems, dtype=str))
-            with atomic_write(entry) as f:
-                f.write(buffer.getvalue())
-        except OSError:
-            pass  # a read-only cache only costs speed
-    if problems and warn is not None:
-        shown = "; ".join(problems[:SHOWN_PROBLEMS])
-        more = f"; and {len(problems) - SHOWN_PROBLEMS} more" if len(problems) > SHOWN_PROBLEMS else ""
-        warn(f"{root}: {len(problems)} of {len(entries)} files left out ({shown}{more})")
-    if len(kept) == 0:
-        raise DataUnavailableError(f"image folder {root} has no usable image: "
-                                   f"{'; '.join(problems[:SHOWN_PROBLEMS])}")
+    images, kept, problems = cached_conversion(
+        root, [path for path, _ in entries], fingerprint, code_fingerprint(preprocessing),
+        preprocessing.preprocess, (28, 28))
+    check_problems(root, problems, len(entries), len(kept), warn)
     files = tuple(entries[i][0] for i in kept)
     labels = np.array([entries[i][1] for i in kept], dtype=np.int64)
     writers = tuple(writer_of(f, classes[label]) for f, label in zip(files, labels, strict=True))
@@ -172,18 +204,24 @@ def load_folder(root: str | os.PathLike, classes: tuple[str, ...] = DIGITS,
                       tuple(problems))
 
 
-def holdout_mask(data: FolderData, fraction: float, seed: int = HOLDOUT_SEED) -> np.ndarray:
-    """Which images form the held-out part: whole writers where the file names give them
-    (at least one writer, at least one kept for training), else single images."""
+def held_out(groups: Sequence[str], fraction: float, seed: int = HOLDOUT_SEED) -> np.ndarray:
+    """Which items form the held-out part: whole groups (writers, pages) where every item has
+    one and there are several (at least one group held out, one kept), else single items."""
     rng = np.random.default_rng(seed)
     if fraction <= 0:
-        return np.zeros(len(data), dtype=bool)
-    if data.has_writers:
-        writers = sorted(set(data.writers))
-        count = min(len(writers) - 1, max(1, int(np.ceil(fraction * len(writers)))))
-        held = set(rng.permutation(writers)[:count].tolist())
-        return np.array([w in held for w in data.writers])
-    count = min(len(data) - 1, max(1, round(fraction * len(data))))
-    mask = np.zeros(len(data), dtype=bool)
-    mask[rng.permutation(len(data))[:count]] = True
+        return np.zeros(len(groups), dtype=bool)
+    names = sorted(set(groups))
+    if all(groups) and len(names) > 1:
+        count = min(len(names) - 1, max(1, int(np.ceil(fraction * len(names)))))
+        held = set(rng.permutation(names)[:count].tolist())
+        return np.array([g in held for g in groups])
+    count = min(len(groups) - 1, max(1, round(fraction * len(groups))))
+    mask = np.zeros(len(groups), dtype=bool)
+    mask[rng.permutation(len(groups))[:count]] = True
     return mask
+
+
+def holdout_mask(data: FolderData, fraction: float, seed: int = HOLDOUT_SEED) -> np.ndarray:
+    """Which images of a folder form the held-out part: whole writers where the file names
+    give them, else single images (`held_out`)."""
+    return held_out(data.writers if data.has_writers else [""] * len(data), fraction, seed)
