@@ -1,0 +1,309 @@
+"""The number reader: a written number read as a whole line, without cutting it into digits.
+
+An image of one line (a cheque amount, a form field, a drawing) becomes the reader's input in
+steps that can each be used and tested on their own:
+
+1. `field_box`: a black scanner margin at the edges of a scanned field is cut off.
+2. `preprocess.to_ink`: polarity and background removal: white ink on black. Then
+   `clean_field`: rows and columns that are mostly ink (ruled lines, printed frames) are cleared.
+3. `writing_of`: the line of writing: what is left of ruled lines and frames (straight
+   components much longer than the writing is tall) and strays above and below the line are
+   dropped; its box holds the components large enough to be part of a digit.
+4. `line_input`: the box scaled to HEIGHT rows (aspect ratio kept, at most WIDTH columns)
+   and padded to HEIGHT x WIDTH.
+
+The network (`digitrec.reader_model`, trained by `digitrec train-reader`) reads the input as
+WIDTH / STEP columns of evidence, each a probability over the ten digits and "nothing here"
+(CTC, Graves et al. 2006). `decode` keeps the most likely class per column and merges repeats:
+marks that are not digits (separators, dashes, underlines) are read as nothing. Each digit
+keeps its column span, so it has a box in the image. numpy, Pillow and ONNX Runtime only.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from .errors import ModelError
+from .preprocess import (
+    ImageSource,
+    connected_components,
+    open_image,
+    otsu_threshold,
+    reduce,
+    to_gray,
+    to_ink,
+)
+
+HEIGHT, WIDTH = 32, 160  # the reader's input, in pixels
+MARGIN = 2  # rows of background above and below the writing in the input
+STEP = 4  # input columns per output column
+BLANK = 10  # the output class for "no digit here"; classes 0-9 are the digits
+MARGIN_DARK = 0.9  # an edge column (or row) darker than the paper along more of it is margin
+SEAM = 0.1  # and next to it, columns this much darker than the paper are its seam
+MIN_FIELD = 0.25  # a margin leaves at least this part of the image's width (and height)
+LINE_FRACTION = 0.85  # ink running along more of the field's height or width is a line
+PART_FRACTION = 0.08  # components smaller than this fraction of the largest are not writing
+FLAT = 3  # a component this many times wider than tall is a stroke under or beside digits
+THIN = 0.15  # a component this thin for its length is a stroke or a line
+LINE_LENGTH = 2.5  # and a line when this many times longer than the others are tall
+BAND = 0.6  # components centred further than this many line heights off the line are not
+INPUT, OUTPUT = "line", "log_probs"  # tensor names in the exported ONNX file
+BATCH = 256  # lines per ONNX Runtime call
+KIND = "number-reader"  # the card's `kind`, which tells a reader from a digit model
+
+
+def _margin(edge: np.ndarray) -> tuple[int, int]:
+    """How many leading and trailing entries of a per-column (or per-row) flag are set."""
+    if edge.all():
+        return 0, 0
+    return int(np.argmin(edge)), int(np.argmin(edge[::-1]))
+
+
+def _margins(gray: np.ndarray, dark: np.ndarray) -> tuple[int, int]:
+    """Columns of margin at the left and right: dark nearly all the way down, then the shaded
+    seam beside them (darker than the paper in the middle)."""
+    left, right = _margin(dark.mean(0) > MARGIN_DARK)
+    inner = slice(left, gray.shape[1] - right)
+    paper = float(np.median(gray[:, inner][~dark[:, inner]])) if (~dark[:, inner]).any() else 1
+    shaded = np.median(gray, 0) < paper - SEAM
+    seam_left, _ = _margin(shaded[left:])
+    _, seam_right = _margin(shaded[:gray.shape[1] - right])
+    return left + seam_left, right + seam_right
+
+
+def field_box(gray: np.ndarray) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1) of the field without a black scanner margin at its edges (columns or
+    rows dark nearly all along, and their shaded seam). An image whose middle is dark too is
+    a dark page, kept whole."""
+    h, w = gray.shape
+    dark = gray < otsu_threshold(gray)
+    left, right = _margins(gray, dark)
+    if w - left - right < MIN_FIELD * w or dark[:, left:w - right].mean() > 0.5:
+        return 0, 0, w, h
+    columns = slice(left, w - right)
+    top, bottom = _margins(gray[:, columns].T, dark[:, columns].T)
+    if h - top - bottom < MIN_FIELD * h:
+        top = bottom = 0
+    return left, top, w - right, h - bottom
+
+
+def _long_runs(mask: np.ndarray, length: int) -> np.ndarray:
+    """The pixels of `mask` in vertical runs at least `length` long, gaps of a pixel bridged
+    and a slight tilt allowed (a column counts its neighbours' ink)."""
+    wide = mask.copy()
+    wide[:, 1:] |= mask[:, :-1]
+    wide[:, :-1] |= mask[:, 1:]
+    wide[1:-1] |= wide[:-2] & wide[2:]
+    padded = np.pad(wide, ((1, 1), (0, 0))).astype(np.int8)
+    runs = np.zeros_like(mask)
+    for x in range(mask.shape[1]):
+        edges = np.flatnonzero(np.diff(padded[:, x]))
+        for start, end in zip(edges[::2], edges[1::2], strict=True):
+            if end - start >= length:
+                runs[start:end, x] = True
+    near = runs.copy()
+    near[:, 1:] |= runs[:, :-1]
+    near[:, :-1] |= runs[:, 1:]
+    return near & mask
+
+
+def clean_field(ink: np.ndarray) -> np.ndarray:
+    """Clear what spans nearly the whole field: ruled lines, printed frames, a margin's edge
+    (vertical and horizontal runs of ink longer than LINE_FRACTION of the image)."""
+    mask = ink > 0
+    lines = _long_runs(mask, int(LINE_FRACTION * mask.shape[0]))
+    lines |= _long_runs(mask.T, int(LINE_FRACTION * mask.shape[1])).T
+    return np.where(lines, 0, ink).astype(np.float32)
+
+
+def component_boxes(labels: np.ndarray, count: int) -> np.ndarray:
+    """[count, 4] boxes (x0, y0, x1, y1) of the components 1..count of a label image."""
+    ys, xs = np.nonzero(labels)
+    index = labels[ys, xs] - 1
+    boxes = np.empty((count, 4), dtype=np.int64)
+    boxes[:, :2], boxes[:, 2:] = np.iinfo(np.int64).max, 0
+    np.minimum.at(boxes[:, 0], index, xs)
+    np.minimum.at(boxes[:, 1], index, ys)
+    np.maximum.at(boxes[:, 2], index, xs + 1)
+    np.maximum.at(boxes[:, 3], index, ys + 1)
+    return boxes
+
+
+def _is_line(boxes: np.ndarray) -> np.ndarray:
+    """Which components are straight lines: thin, and much longer than the others are tall
+    (the rest of a ruled line or a frame a field was cut from)."""
+    w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    thin = np.minimum(w, h) <= THIN * np.maximum(w, h)
+    if thin.all():
+        return thin
+    return thin & (np.maximum(w, h) >= LINE_LENGTH * np.median(h[~thin]))
+
+
+def _main_component(boxes: np.ndarray, areas: np.ndarray, height: int) -> int:
+    """The component most likely to be a digit: the largest, counting a long flat one (an
+    underline) a quarter and one far from the middle rows (a form's printed footer) half."""
+    w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    middle = (boxes[:, 1] + boxes[:, 3]) / 2
+    score = areas * np.where(w > FLAT * h, 0.25, 1.0) * (1 - abs(middle - height / 2) / height)
+    return int(score.argmax())
+
+
+def writing_of(ink: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int]] | None:
+    """The line of writing: the ink without straight lines and without the components centred
+    further than BAND line heights off the main component's rows (strays above and below),
+    and the box of what is left of at least PART_FRACTION of the largest area. None when
+    there is no writing."""
+    labels, count = connected_components(ink > 0)
+    if count == 0:
+        return None
+    areas = np.bincount(labels.ravel(), minlength=count + 1)[1:].astype(np.float64)
+    boxes = component_boxes(labels, count)
+    lines = _is_line(boxes)
+    if lines.all():
+        return None
+    areas_left = np.where(lines, 0, areas)
+    significant = areas_left >= PART_FRACTION * areas_left.max()
+    main = _main_component(boxes, np.where(significant, areas_left, 0), ink.shape[0])
+    y0, y1 = boxes[main, 1], boxes[main, 3]
+    reach = BAND * (y1 - y0)
+    middle = (boxes[:, 1] + boxes[:, 3]) / 2
+    stray = (middle < y0 - reach) | (middle > y1 + reach)
+    dropped = np.concatenate([[True], lines | (significant & stray)])
+    kept = significant & ~stray
+    box = (int(boxes[kept, 0].min()), int(boxes[kept, 1].min()),
+           int(boxes[kept, 2].max()), int(boxes[kept, 3].max()))
+    return np.where(dropped[labels], 0, ink).astype(np.float32), box
+
+
+def line_input(crop: np.ndarray) -> tuple[np.ndarray, float]:
+    """The crop scaled to fill HEIGHT - 2 * MARGIN rows (narrowed further to fit WIDTH) at the
+    left of a HEIGHT x WIDTH input; and the scale (input pixels per crop pixel) across."""
+    h, w = crop.shape
+    rows = HEIGHT - 2 * MARGIN
+    scale_y = rows / h
+    scale_x = min(scale_y, WIDTH / w)
+    size = (max(1, min(WIDTH, round(w * scale_x))), rows)
+    resized = Image.fromarray(crop.astype(np.float32), mode="F").resize(size, Image.BILINEAR)
+    line = np.zeros((HEIGHT, WIDTH), dtype=np.float32)
+    line[MARGIN:MARGIN + rows, :size[0]] = np.clip(np.asarray(resized), 0, 1)
+    return line, size[0] / w
+
+
+@dataclass(frozen=True)
+class ReaderConfig:
+    """How a reader is trained (`digitrec train-reader`; its card records it)."""
+
+    lines: tuple[str, ...] = ()  # number folders DIR[:WEIGHT]: real lines with labels.csv
+    add_data: tuple[str, ...] = ()  # digit folders DIR[:WEIGHT] the synthetic lines draw from
+    synthetic: int = 60_000  # synthetic lines to train on
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 2e-3
+    holdout: float = 0.25  # the part of each number folder kept out of training
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Line:
+    """An image of a written number as the reader sees it: `input` (HEIGHT x WIDTH, white ink
+    on black), where it came from in the working image (`box`), and the scale across."""
+
+    input: np.ndarray
+    box: tuple[int, int, int, int]
+    scale: float
+
+    def span(self, first: int, last: int) -> tuple[int, int]:
+        """The working-image columns of output columns first..last."""
+        x0 = self.box[0] + first * STEP / self.scale
+        x1 = self.box[0] + (last + 1) * STEP / self.scale
+        return int(x0), min(self.box[2], int(np.ceil(x1)))
+
+
+def line_of(source: ImageSource) -> Line | None:
+    """Steps 1-4 for any image; None when it holds no writing. The box is in the pixels of
+    the image reduced to the working size (`preprocess.reduce`), as digit boxes are."""
+    gray = reduce(to_gray(open_image(source)))
+    fx0, fy0, fx1, fy1 = field_box(gray)
+    found = writing_of(clean_field(to_ink(gray[fy0:fy1, fx0:fx1])))
+    if found is None:
+        return None
+    ink, (x0, y0, x1, y1) = found
+    line, scale = line_input(ink[y0:y1, x0:x1])
+    return Line(line, (x0 + fx0, y0 + fy0, x1 + fx0, y1 + fy0), scale)
+
+
+@dataclass(frozen=True)
+class DigitRead:
+    """One digit the reader found: its value, how sure it is, the probabilities of the ten
+    digits where it is surest, and the output columns it spans."""
+
+    digit: int
+    confidence: float
+    probabilities: np.ndarray
+    first: int
+    last: int
+
+
+def decode(log_probs: np.ndarray) -> list[DigitRead]:
+    """Best-path CTC decoding of [columns, 11] log-probabilities: the most likely class per
+    column, repeats merged, "nothing" dropped. A digit's confidence is its peak probability."""
+    probs = np.exp(log_probs)
+    best = probs.argmax(1)
+    reads, start = [], 0
+    for t in range(1, len(best) + 1):
+        if t < len(best) and best[t] == best[start]:
+            continue
+        if best[start] != BLANK:
+            peak = start + int(probs[start:t, best[start]].argmax())
+            digits = probs[peak, :BLANK] / probs[peak, :BLANK].sum()
+            reads.append(DigitRead(int(best[start]), float(probs[peak, best[start]]), digits,
+                                   start, t - 1))
+        start = t
+    return reads
+
+
+def number_of(reads: list[DigitRead]) -> str:
+    """The digits read, as a string."""
+    return "".join(str(r.digit) for r in reads)
+
+
+class NumberReader:
+    """Runs an exported reader (`digitrec train-reader`) with ONNX Runtime."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        import onnxruntime as ort
+
+        from .predict import json_or_text
+
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        try:
+            self.session = ort.InferenceSession(str(path), options,
+                                                providers=["CPUExecutionProvider"])
+        except Exception as e:  # ONNX Runtime raises its own types for unreadable models
+            raise ModelError(f"cannot load the number reader {path}: {e}") from None
+        metadata = self.session.get_modelmeta().custom_metadata_map
+        self.card = json_or_text(metadata.get("card", "{}"))
+        inputs = self.session.get_inputs()
+        if (not isinstance(self.card, dict) or self.card.get("kind") != KIND
+                or list(inputs[0].shape[1:]) != [1, HEIGHT, WIDTH]):
+            raise ModelError(f"{path} is not a number reader from `digitrec train-reader`")
+
+    def log_probs(self, lines: np.ndarray) -> np.ndarray:
+        """[N, columns, 11] log-probabilities for inputs [N, HEIGHT, WIDTH]."""
+        batch = np.ascontiguousarray(lines[:, None], dtype=np.float32)
+        return self.session.run(None, {INPUT: batch})[0]
+
+    def decode_all(self, lines: np.ndarray) -> list[list[DigitRead]]:
+        """The digits of each input [N, HEIGHT, WIDTH], left to right."""
+        return [decode(row) for start in range(0, len(lines), BATCH)
+                for row in self.log_probs(lines[start:start + BATCH])]
+
+    def read(self, line: Line) -> list[DigitRead]:
+        """The digits of one line, left to right."""
+        return decode(self.log_probs(line.input[None])[0])
