@@ -1,9 +1,18 @@
-"""Written numbers read exactly: five MNIST test digits side by side, rendered as photos.
+"""Written numbers read exactly: real numbers from folders, or five MNIST test digits side by
+side, rendered as photos.
 
-    python benchmarks/read_numbers.py                               # shipped model and verifier
-    python benchmarks/read_numbers.py --model runs/acc --verifier v.onnx --seeds 1,2
-    python benchmarks/read_numbers.py --perfect-cuts --seeds 21,22  # the classifier's own limit
-    python benchmarks/read_numbers.py --explain  # digit wrong: was it cut right?
+    python benchmarks/read_numbers.py --folder ../shared/data/orand-car-a  # real cheque amounts
+    python benchmarks/read_numbers.py                               # synthetic, shipped reader
+    python benchmarks/read_numbers.py --reader segment --verifier v.onnx --seeds 1,2
+    python benchmarks/read_numbers.py --reader segment --perfect-cuts  # the classifier's limit
+    python benchmarks/read_numbers.py --reader segment --explain  # was it cut right?
+
+A folder holds images and a `labels.csv` (`file,number`). For a folder the reader was trained
+on (its card names it by its contents' fingerprint), only the part it held out is read, with
+the files of that part left out in training for want of ink counted as misread; `--all` reads
+every image, `--fresh-from F` only the part beyond what `--holdout F` held out. Folder mode
+prints exact reads overall and by number of digits, and the time per
+image through `Predictor.predict_number` (warm; p50 and p90).
 
 Each seed renders `count` numbers with `tests/synth.py` (random gaps, slight overlaps,
 baseline jitter, coloured pages, blur, JPEG): the same numbers as the tests for the same seed.
@@ -21,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections import Counter
 from collections.abc import Iterator
 from functools import partial
@@ -34,6 +44,7 @@ import synth
 from common import run_benchmark
 
 from digitrec.data import load_split
+from digitrec.number_folders import held_out_files, load_numbers, read_labels
 from digitrec.predict import NumberPrediction, Predictor
 from digitrec.preprocess import ink_box, ink_of
 
@@ -93,10 +104,60 @@ def read_perfectly_cut(predictor: Predictor, digits: list[np.ndarray],
     return kind("".join("?" if a.digit is None else str(a.digit) for a in answers), truth)
 
 
+def folder_files(predictor: Predictor, root: Path, every: bool, fresh_from: float
+                 ) -> tuple[list[tuple[str, str]], str]:
+    """(file, number) to read from a number folder, and which part that is."""
+    labels = dict(read_labels(root))
+    card = predictor.reader.card if predictor.reader is not None else {}
+    if not every:
+        folder = load_numbers(root)
+        for source in card.get("sources", []):
+            if source["fingerprint"] == folder.fingerprint:
+                files = held_out_files(folder, card["config"]["holdout"])
+                if fresh_from:
+                    seen = set(held_out_files(folder, fresh_from))
+                    files = [f for f in files if f not in seen]
+                    return [(f, labels[f]) for f in files], f"held out beyond {fresh_from:g}"
+                return [(f, labels[f]) for f in files], "held out in training"
+    return list(labels.items()), "all"
+
+
+def read_folder(predictor: Predictor, root: Path, every: bool, fresh_from: float) -> dict:
+    """Read a folder of numbers; print and return exact reads, by length, and times."""
+    entries, part = folder_files(predictor, root, every, fresh_from)
+    predictor.predict_number(root / entries[0][0])  # warm up
+    right, by_length, times = 0, Counter(), []
+    totals = Counter(len(number) for _, number in entries)
+    for file, number in entries:
+        start = time.perf_counter()
+        got = predictor.predict_number(root / file).number
+        times.append(time.perf_counter() - start)
+        right += got == number
+        by_length[len(number)] += got == number
+    p50, p90 = (float(np.percentile(times, q) * 1000) for q in (50, 90))
+    print(f"{root}: {part}: {right} of {len(entries)} read exactly ({right / len(entries):.1%}); "
+          f"p50 {p50:.1f} ms, p90 {p90:.1f} ms per image")
+    for length in sorted(totals):
+        print(f"  {length} digits: {by_length[length]} of {totals[length]} "
+              f"({by_length[length] / totals[length]:.1%})")
+    return {"folder": str(root), "part": part, "numbers": len(entries),
+            "exact_fraction": right / len(entries), "p50_ms": p50, "p90_ms": p90,
+            "by_length": {n: [by_length[n], totals[n]] for n in sorted(totals)}}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", help="run directory or .onnx file (default: the shipped model)")
-    parser.add_argument("--verifier", help="cut verifier .onnx (default: the shipped one)")
+    parser.add_argument("--reader", help="number reader .onnx, or `segment` (default: shipped)")
+    parser.add_argument("--verifier", help="with --reader segment: cut verifier .onnx")
+    parser.add_argument("--folder", action="append", default=[], type=Path,
+                        help="a folder of numbers with labels.csv (repeatable)")
+    parser.add_argument("--all", action="store_true",
+                        help="read every image of a folder, even those the reader trained on")
+    parser.add_argument("--fresh-from", type=float, default=0.0, metavar="F",
+                        help="read only the held-out part beyond the first F of it (the same "
+                             "seed holds out a superset for a larger fraction): a part that "
+                             "no earlier run with --holdout F held out, so never looked at")
     parser.add_argument("--seeds", default="1,2,21,22,31,32", help="comma-separated")
     parser.add_argument("--count", type=int, default=200, help="numbers per seed")
     how = parser.add_mutually_exclusive_group()
@@ -106,8 +167,14 @@ def main() -> None:
                      help="tell misreads of well-cut digits from those of wrong cuts")
     parser.add_argument("--data-dir", help="directory with the MNIST files")
     args = parser.parse_args()
+    predictor = Predictor(args.model, verifier=args.verifier, reader=args.reader)
+    if args.folder:
+        results = [read_folder(predictor, root, args.all, args.fresh_from)
+                   for root in args.folder]
+        print(json.dumps({"model": args.model or "shipped", "reader": args.reader or "shipped",
+                          "folders": results}))
+        return
     images, labels = load_split("mnist", "test", args.data_dir)
-    predictor = Predictor(args.model, verifier=args.verifier)
     read = read_perfectly_cut if args.perfect_cuts else partial(read_whole, explain=args.explain)
     kinds = Counter(read(predictor, digits, rng, truth)
                     for seed in (int(s) for s in args.seeds.split(","))
@@ -116,7 +183,8 @@ def main() -> None:
     total = sum(kinds.values())
     for name, n in kinds.most_common():
         print(f"{name:<36} {n:>5}  {n / total:.1%}")
-    print(json.dumps({"model": args.model or "shipped", "verifier": args.verifier or "shipped",
+    print(json.dumps({"model": args.model or "shipped", "reader": args.reader or "shipped",
+                      "verifier": args.verifier or "shipped",
                       "perfect_cuts": args.perfect_cuts, "seeds": args.seeds,
                       "numbers": total, "exact_fraction": kinds.get("exact", 0) / total,
                       "counts": dict(kinds)}))

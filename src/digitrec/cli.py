@@ -19,8 +19,10 @@ from . import __version__
 from .errors import DigitrecError
 
 DATA_DIR_HELP = "directory with dataset files (default: $DIGITREC_DATA, else ~/.cache/digitrec/data)"
-VERIFIER_HELP = ("the .onnx file from `digitrec train-verifier` that judges where numbers "
-                 "are cut (default: the shipped one)")
+VERIFIER_HELP = ("with --reader segment: the .onnx file from `digitrec train-verifier` that "
+                 "judges where numbers are cut (default: the shipped one)")
+READER_HELP = ("the .onnx file from `digitrec train-reader` that reads written numbers (default: "
+               "the shipped one), or `segment` to cut numbers into digits and read each instead")
 
 
 def cmd_data(args: argparse.Namespace) -> int:
@@ -272,6 +274,31 @@ def cmd_train_verifier(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_reader(args: argparse.Namespace) -> int:
+    """Train the number reader on synthetic lines and real number folders."""
+    require_torch("onnx", "onnxscript")
+    from .reader_model import ReaderConfig, train_reader
+
+    if args.synthetic < 0 or args.epochs < 1 or args.batch_size < 1 or args.lr <= 0:
+        raise DigitrecError("--synthetic must be at least 0, --epochs and --batch-size at "
+                            "least 1, --lr above 0")
+    if Path(args.out).is_dir():
+        raise DigitrecError(f"--out {args.out} is a directory: give the .onnx file to write")
+    config = ReaderConfig(lines=tuple(args.lines), add_data=tuple(args.add_data),
+                          synthetic=args.synthetic, epochs=args.epochs,
+                          batch_size=args.batch_size, lr=args.lr, holdout=args.holdout,
+                          seed=args.seed)
+    log = (lambda text: print(text, file=sys.stderr)) if args.json else print
+    card = train_reader(config, args.out, data_dir=args.data_dir, log=log)
+    if args.json:
+        print(json.dumps(card))
+    else:
+        for name, result in card["metrics"].items():
+            print(f"{name}: {result['exact']:.2%} of {result['lines']} held-out lines read exactly")
+        print(f"wrote {args.out} ({card['train_seconds']} s)")
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     """Export a run to ONNX (checked against PyTorch), optionally with an int8 copy."""
     require_torch("onnx", "onnxscript")
@@ -334,14 +361,16 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.top_k < 1 or not 0 <= args.min_confidence <= 1:
         raise DigitrecError("--top-k must be at least 1 and --min-confidence in [0, 1]")
     predictor = Predictor(args.model, top_k=args.top_k, min_confidence=args.min_confidence,
-                          verifier=args.verifier)
+                          verifier=args.verifier, reader=args.reader)
     failed = False
     for index, path in enumerate(expand_inputs(args.paths)):
         try:
             source = sys.stdin.buffer.read() if path == "-" else path
             if args.multi:
                 number = predictor.predict_number(source)
-                result, seen = number.to_dict(), [d.image for d in number.digits]
+                result = number.to_dict()
+                seen = [number.image] if number.image is not None else [
+                    d.image for d in number.digits]
             else:
                 answer = predictor.predict([source])[0]
                 result, seen = answer.to_dict(), [answer.image] if answer.image is not None else []
@@ -366,13 +395,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.workers < 1 or args.max_batch < 1 or args.max_wait_ms < 0 or args.max_body_mb <= 0:
         raise DigitrecError("--workers and --max-batch must be at least 1, --max-wait-ms at "
                             "least 0 and --max-body-mb above 0")
-    config = ServeConfig(model=args.model, verifier=args.verifier, max_batch=args.max_batch,
+    config = ServeConfig(model=args.model, verifier=args.verifier, reader=args.reader,
+                         max_batch=args.max_batch,
                          max_wait_ms=args.max_wait_ms, max_body_bytes=int(args.max_body_mb * 2**20),
                          timeout_s=args.timeout)
-    from .predict import load_backend, load_verifier
+    from .predict import Predictor
 
-    load_backend(args.model)  # a bad model is one clear error here, not one per worker
-    load_verifier(args.verifier)
+    Predictor(args.model, verifier=args.verifier, reader=args.reader)  # a bad model is one
+    # clear error here, not one per worker
     return run(config, host=args.host, port=args.port, workers=args.workers,
                log_level=args.log_level)
 
@@ -466,6 +496,37 @@ def build_parser() -> argparse.ArgumentParser:
     verifier.add_argument("--data-dir", help=DATA_DIR_HELP)
     verifier.set_defaults(run=cmd_train_verifier)
 
+    from .reader import ReaderConfig
+
+    defaults = ReaderConfig()
+    reader = commands.add_parser("train-reader",
+                                 help="train the number reader on synthetic and real lines")
+    reader.add_argument("--out", default="number-reader.onnx",
+                        help="ONNX file to write (default: number-reader.onnx)")
+    reader.add_argument("--lines", action="append", default=[], metavar="DIR[:WEIGHT]",
+                        help="a folder of real written numbers with labels.csv (file,number); "
+                             "WEIGHT repeats its training part per epoch (repeatable)")
+    reader.add_argument("--add-data", action="append", default=[], metavar="DIR[:WEIGHT]",
+                        help="an image folder (DIR/<digit>/*) whose digits the synthetic lines "
+                             "draw from, besides MNIST's training digits (repeatable)")
+    reader.add_argument("--synthetic", type=int, default=defaults.synthetic,
+                        help=f"synthetic lines to train on (default {defaults.synthetic})")
+    reader.add_argument("--epochs", type=int, default=defaults.epochs,
+                        help=f"passes over the lines (default {defaults.epochs})")
+    reader.add_argument("--batch-size", type=int, default=defaults.batch_size,
+                        help=f"lines per step (default {defaults.batch_size})")
+    reader.add_argument("--lr", type=float, default=defaults.lr,
+                        help=f"peak learning rate (default {defaults.lr})")
+    reader.add_argument("--holdout", type=float, default=defaults.holdout,
+                        help="the part of each --lines folder kept out of training and read "
+                             f"to measure the reader: whole pages where the file names give "
+                             f"them (default {defaults.holdout})")
+    reader.add_argument("--seed", type=int, default=defaults.seed,
+                        help=f"random seed (default {defaults.seed})")
+    reader.add_argument("--json", action="store_true", help="print the card as one JSON object")
+    reader.add_argument("--data-dir", help=DATA_DIR_HELP)
+    reader.set_defaults(run=cmd_train_reader)
+
     predict = commands.add_parser("predict", help="recognise digits in image files")
     predict.add_argument("paths", nargs="+", metavar="PATH",
                          help="image file, directory (searched recursively) or - for stdin")
@@ -476,14 +537,17 @@ def build_parser() -> argparse.ArgumentParser:
                          help="read a written number (one line of digits) instead of one digit")
     predict.add_argument("--min-confidence", type=float, default=0.0, metavar="P",
                          help="below this probability the answer is 'unknown' (default 0)")
+    predict.add_argument("--reader", help=READER_HELP)
     predict.add_argument("--verifier", help=VERIFIER_HELP)
     predict.add_argument("--json", action="store_true", help="one JSON object per input line")
     predict.add_argument("--save-preprocessed", metavar="DIR",
-                         help="write the 28x28 images the model saw, as PNG")
+                         help="write the images the models saw, as PNG (28x28 digits; with "
+                              "--multi the line the reader saw)")
     predict.set_defaults(run=cmd_predict)
 
     serve = commands.add_parser("serve", help="serve the drawing page and the HTTP API")
     serve.add_argument("--model", help="an .onnx file or a run directory (default: the shipped model)")
+    serve.add_argument("--reader", help=READER_HELP)
     serve.add_argument("--verifier", help=VERIFIER_HELP)
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")

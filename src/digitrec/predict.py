@@ -4,8 +4,10 @@
 run directory (PyTorch backend); with no model it uses the ONNX model shipped inside the
 package. Every input goes through `digitrec.preprocess` first. Blank images give an explicit
 "blank" result instead of a guess, and answers below `min_confidence` become "unknown".
-`predict_number` also asks a cut verifier (`digitrec.verifier`; the shipped one by default)
-whether each piece of ink it cuts out is one whole digit.
+`predict_number` reads a written number with the number reader (`digitrec.reader`; the
+shipped one by default), which reads the whole line without cutting it; with
+`reader="segment"` it cuts the ink into digits instead, asking a cut verifier
+(`digitrec.verifier`) whether each piece is one whole digit.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import numpy as np
 from .calibration import card_temperature, softmax
 from .errors import ModelError
 from .preprocess import ImageSource, ink_of, normalise_digit, preprocess, split_digits
+from .reader import NumberReader, line_of
 
 
 @dataclass
@@ -51,6 +54,7 @@ class NumberPrediction:
 
     number: str
     digits: list[Prediction]
+    image: np.ndarray | None = field(default=None, repr=False)  # the line the reader saw
 
     @property
     def confidence(self) -> float:
@@ -94,6 +98,8 @@ INPUT, OUTPUT = "image", "logits"  # tensor names in exported ONNX files
 DEFAULT_MODEL = "digits-accurate.onnx"  # in digitrec/assets/
 SHIPPED_RUN = "digits-accurate"  # in digitrec/assets/: the shipped model's run (card + weights)
 DEFAULT_VERIFIER = "digit-verifier.onnx"  # in digitrec/assets/: see digitrec.verifier
+DEFAULT_READER = "number-reader.onnx"  # in digitrec/assets/: see digitrec.reader
+SEGMENT = "segment"  # the reader option that cuts numbers into digits instead
 VERIFIER_LABELS = ["pieces", "digit"]  # the verifier's outputs
 WHOLE = VERIFIER_LABELS.index("digit")
 ONNX_BATCH = 1024  # images per ONNX Runtime call (bounds memory on large inputs)
@@ -119,7 +125,7 @@ class OnnxBackend:
                              f"shaped [N, 1, 28, 28]")
         self.input = inputs[0].name
         metadata = self.session.get_modelmeta().custom_metadata_map
-        self.metadata = {key: _json_or_text(value) for key, value in metadata.items()}
+        self.metadata = {key: json_or_text(value) for key, value in metadata.items()}
         self.card = self.metadata.get("card", {})
         self.temperature = card_temperature(self.card)
         self.labels = self.metadata.get("labels", [str(d) for d in range(10)])
@@ -144,7 +150,7 @@ class OnnxBackend:
                        self.temperature)
 
 
-def _json_or_text(value: str):
+def json_or_text(value: str):
     """digitrec stores metadata values as JSON; other tools (e.g. the quantizer) plain text."""
     try:
         return json.loads(value)
@@ -196,15 +202,27 @@ def load_verifier(path: str | os.PathLike | None = None) -> OnnxBackend:
     return verifier
 
 
+def load_reader(path: str | os.PathLike | None = None) -> NumberReader:
+    """A number reader from `digitrec train-reader` (None: the shipped one)."""
+    path = shipped(DEFAULT_READER) if path is None else Path(path)
+    if not path.is_file():
+        raise ModelError(f"number reader {path} " + ("is not a file" if path.exists() else
+                                                     "does not exist"))
+    return NumberReader(path)
+
+
 class Predictor:
     """Recognise digits (or written numbers) in images with a trained model."""
 
     def __init__(self, model: str | os.PathLike | None = None, top_k: int = 3,
-                 min_confidence: float = 0.0, verifier: str | os.PathLike | None = None) -> None:
+                 min_confidence: float = 0.0, verifier: str | os.PathLike | None = None,
+                 reader: str | os.PathLike | None = None) -> None:
         if not 0.0 <= min_confidence <= 1.0:
             raise ValueError("min_confidence must be between 0 and 1")
         self.backend = load_backend(model)
-        self.verifier = load_verifier(verifier)
+        self.segment = str(reader) == SEGMENT
+        self.reader = None if self.segment else load_reader(reader)
+        self.verifier = load_verifier(verifier) if self.segment or verifier else None
         self.top_k = top_k
         self.min_confidence = min_confidence
 
@@ -219,9 +237,11 @@ class Predictor:
             answer.image = digit
         return answers
 
-    def _answer(self, probabilities: np.ndarray) -> Prediction:
+    def _answer(self, probabilities: np.ndarray, confidence: float | None = None) -> Prediction:
+        """The answer for a digit's probabilities; `confidence` if another one than the top
+        probability (a reader's peak probability that a digit is there at all)."""
         best = int(probabilities.argmax())
-        confidence = float(probabilities[best])
+        confidence = float(probabilities[best]) if confidence is None else confidence
         ranked = np.argsort(-probabilities)[:self.top_k]
         sure = confidence >= self.min_confidence
         return Prediction(digit=best if sure else None, confidence=confidence,
@@ -248,9 +268,27 @@ class Predictor:
 
     def predict_number(self, image: ImageSource) -> NumberPrediction:
         """Read a written number (one line of digits, any length)."""
+        if self.segment:
+            return self._segmented_number(image)
+        line = line_of(image)
+        if line is None:
+            return NumberPrediction("", [])
+        answers = []
+        for read in self.reader.read(line):
+            answer = self._answer(read.probabilities, read.confidence)
+            x0, x1 = line.span(read.first, read.last)
+            answer.box = (x0, line.box[1], x1, line.box[3])
+            answers.append(answer)
+        return NumberPrediction(_number_of(answers), answers, line.input)
+
+    def _segmented_number(self, image: ImageSource) -> NumberPrediction:
+        """Read a number by cutting its ink into digits and classifying each."""
         segments = split_digits(ink_of(image), judge=self._confidences)
         answers = self.classify([normalise_digit(s.ink) for s in segments])
         for answer, segment in zip(answers, segments, strict=True):
             answer.box = segment.box
-        number = "".join(str(a.digit) if a.digit is not None else "?" for a in answers)
-        return NumberPrediction(number, answers)
+        return NumberPrediction(_number_of(answers), answers)
+
+
+def _number_of(answers: list[Prediction]) -> str:
+    return "".join(str(a.digit) if a.digit is not None else "?" for a in answers)

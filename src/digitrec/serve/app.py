@@ -49,6 +49,7 @@ class ServeConfig:
 
     model: str | None = None  # .onnx file or run directory; None: the shipped model
     verifier: str | None = None  # from `digitrec train-verifier`; None: the shipped one
+    reader: str | None = None  # from `digitrec train-reader`, or "segment"; None: the shipped one
     max_batch: int = 64  # digits per model call (1 turns micro-batching off)
     max_wait_ms: float = 2.0  # how long a batch waits to fill up
     max_body_bytes: int = 10 * 2**20
@@ -207,7 +208,8 @@ class Service:
 
     def __init__(self, config: ServeConfig, metrics: Metrics) -> None:
         self.config = config
-        self.predictor = Predictor(config.model, top_k=config.top_k, verifier=config.verifier)
+        self.predictor = Predictor(config.model, top_k=config.top_k, verifier=config.verifier,
+                                   reader=config.reader)
         self.batcher = MicroBatcher(self.read_digits, config.max_batch, config.max_wait_ms,
                                     on_batch=metrics.batch)
         self.ready = False
@@ -265,6 +267,7 @@ class Service:
         return {"source": self.config.model or "shipped", "architecture": backend.card.get("model"),
                 "labels": backend.labels, "test_accuracy": backend.test_accuracy,
                 "dataset": backend.card.get("data", {}).get("dataset"),
+                "reader": self.config.reader or "shipped",
                 "verifier": self.config.verifier or "shipped"}
 
 
