@@ -12,7 +12,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from synth import render_digit
+from synth import render_digit, render_number
 
 from digitrec import export
 from digitrec.checkpoint import load_model
@@ -156,5 +156,10 @@ def test_light_install_predicts_without_torch(exported, mnist_test, tmp_path: Pa
         result = light("-m", "digitrec", "predict", str(tmp_path / "digit.png"), "--json", *model)
         assert result.returncode == 0, result.stderr
         assert json.loads(result.stdout)["digit"] == labels[0]
+    number = render_number([images[i] for i in range(3)], np.random.default_rng(4))
+    number.save(tmp_path / "number.png")
+    result = light("-m", "digitrec", "predict", str(tmp_path / "number.png"), "--multi", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["number"] == "".join(map(str, labels[:3]))
     train = light("-m", "digitrec", "train")
     assert train.returncode == 1 and "pip install 'digitrec[train]'" in train.stderr

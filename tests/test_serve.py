@@ -293,7 +293,8 @@ def wait_ready(port: int) -> None:
 
 def test_server_answers_and_shuts_down_gracefully(mnist_test):
     images = mnist_test[0]
-    number = png(render_number([images[i] for i in range(5)], np.random.default_rng(7)))
+    photo = render_number([images[i] for i in range(5)], np.random.default_rng(7))
+    number = png(photo.resize((photo.width * 8, photo.height * 8)))  # a large photo: slow to read
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "digitrec", "serve", "--port", str(port)],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
