@@ -401,8 +401,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                          timeout_s=args.timeout)
     from .predict import Predictor
 
-    Predictor(args.model, verifier=args.verifier, reader=args.reader)  # a bad model is one
-    # clear error here, not one per worker
+    # a bad model is one clear error here, not one per worker
+    Predictor(args.model, verifier=args.verifier, reader=args.reader)
     return run(config, host=args.host, port=args.port, workers=args.workers,
                log_level=args.log_level)
 

@@ -1,12 +1,12 @@
 """Synthetic written numbers: real handwritten digits composed into lines the way people write
 numbers on cheques and forms, as grayscale scans (dark ink on paper).
 
-`render_line(digits, rng)` draws a number from 28x28 digit images (white ink on black, as
-MNIST and `digitrec.folders` give them) with what real lines have around the digits:
-thousands separators (`.` `,` `'`), trailing dashes (`-`, `.-`, `=`), underlines,
-varied spacing (touching and overlapping digits), slant, size and stroke width, printed
-cheque backgrounds (guilloche), ruled lines, form frames and black scanner margins, noise,
-blur and JPEG. `random_number(pool, rng)` draws the digits. numpy and Pillow only.
+`render_line(number, pool, rng)` draws a number with digits from a `DigitPool` of 28x28
+images (white ink on black, as MNIST and `digitrec.folders` give them), with what real lines
+have around the digits: thousands separators (`.` `,` `'`), trailing dashes (`-`, `.-`, `=`),
+underlines, varied spacing (touching and overlapping digits), slant, size and stroke width,
+printed cheque backgrounds (guilloche), ruled lines, form frames and black scanner margins,
+noise, blur and JPEG. `random_number(rng)` draws a number to write. numpy and Pillow only.
 """
 
 from __future__ import annotations
@@ -42,9 +42,8 @@ def random_number(rng: np.random.Generator) -> str:
     return first + "".join(str(d) for d in rng.integers(0, 10, length - 1))
 
 
-def _crop(digit: np.ndarray) -> np.ndarray:
-    """The ink box of a uint8 digit image as float ink in [0, 1]."""
-    ink = digit.astype(np.float32) / 255
+def _tight(ink: np.ndarray) -> np.ndarray:
+    """Float ink cropped to where it is above 0.1 (a 1x1 blank where it is nowhere)."""
     rows, cols = np.flatnonzero(ink.max(1) > 0.1), np.flatnonzero(ink.max(0) > 0.1)
     if len(rows) == 0:
         return np.zeros((1, 1), np.float32)
@@ -62,9 +61,9 @@ def _stroke(draw: ImageDraw.ImageDraw, points: list[tuple[float, float]], width:
     draw.line(points, fill=255, width=max(1, width), joint="curve")
 
 
-def _mark(kind: str, height: int, pen: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
-    """A separator or trailing mark as ink, `height` rows tall (the digits' height), and how
-    far it reaches below them (rows)."""
+def _mark(kind: str, height: int, pen: int, rng: np.random.Generator) -> np.ndarray:
+    """A separator or trailing mark as ink, on a canvas as tall as the digits (`height`) and
+    a quarter more below them, where a comma's tail reaches."""
     size = int(height * rng.uniform(0.4, 0.9)) if kind in "-=" else max(3, height // 3)
     below = height // 4
     canvas = Image.new("L", (size + 2 * pen, height + below), 0)
@@ -89,7 +88,7 @@ def _mark(kind: str, height: int, pen: int, rng: np.random.Generator) -> tuple[n
         gap = height * rng.uniform(0.12, 0.22)
         for dy in (0, gap):
             _stroke(draw, [(pen, y + dy), (size + pen, y + dy + rng.normal(0, 1))], pen)
-    return np.asarray(canvas, dtype=np.float32) / 255, below
+    return np.asarray(canvas, dtype=np.float32) / 255
 
 
 def _pieces(number: str, pool: DigitPool, height: int, pen: int,
@@ -99,19 +98,19 @@ def _pieces(number: str, pool: DigitPool, height: int, pen: int,
     trailer = TRAILERS[rng.integers(len(TRAILERS))] if rng.random() < 0.35 else ""
     pieces = []
     for k, char in enumerate(number):
-        digit = _resized(_crop(pool.by_digit(rng, int(char))),
+        digit = _resized(_tight(pool.by_digit(rng, int(char)).astype(np.float32) / 255),
                          max(4, round(height * rng.uniform(0.85, 1.1))), rng.uniform(0.8, 1.2))
         pieces.append((digit, True))
         left = len(number) - 1 - k
         if separator and left and left % 3 == 0:
-            pieces.append((_mark(separator, height, pen, rng)[0], False))
+            pieces.append((_mark(separator, height, pen, rng), False))
     for char in trailer:
-        pieces.append((_mark(char, height, pen, rng)[0], False))
+        pieces.append((_mark(char, height, pen, rng), False))
     return pieces
 
 
 def _thickened(ink: np.ndarray, pen: int) -> np.ndarray:
-    """Strokes widened (or thinned) to the pen's width."""
+    """Strokes widened for a broad pen (3 px and more)."""
     image = Image.fromarray((ink * 255).astype(np.uint8))
     if pen >= 3:
         image = image.filter(ImageFilter.MaxFilter(2 * (pen // 3) + 1))
@@ -130,10 +129,9 @@ def compose_ink(number: str, pool: DigitPool, rng: np.random.Generator,
     line = np.zeros((height * 2 + 2 * pad, width + 2 * pad), np.float32)
     x = pad
     for ink, is_digit in pieces:
-        jitter = int(rng.normal(0, height * 0.05)) if is_digit else 0
-        y = pad + height - min(ink.shape[0], height) + jitter
-        if not is_digit:
-            y = pad
+        # a digit sits on the baseline, jittered; a mark's canvas is drawn to the digits' height
+        y = (pad + height - min(ink.shape[0], height) + int(rng.normal(0, height * 0.05))
+             if is_digit else pad)
         region = line[y:y + ink.shape[0], x:x + ink.shape[1]]
         np.maximum(region, ink[:region.shape[0], :region.shape[1]], out=region)
         gap = spacing * height * rng.uniform(0.5, 1.5) if is_digit else rng.uniform(0, 0.2) * height
@@ -151,9 +149,7 @@ def compose_ink(number: str, pool: DigitPool, rng: np.random.Generator,
     h, w = line.shape
     sheared = Image.fromarray((line * 255).astype(np.uint8)).transform(
         (w, h), Image.AFFINE, (1, slant, -slant * h / 2, 0, 1, 0), Image.BILINEAR)
-    line = _thickened(np.asarray(sheared, dtype=np.float32) / 255, pen)
-    rows, cols = np.flatnonzero(line.max(1) > 0.1), np.flatnonzero(line.max(0) > 0.1)
-    return line[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    return _tight(_thickened(np.asarray(sheared, dtype=np.float32) / 255, pen))
 
 
 def _guilloche(h: int, w: int, rng: np.random.Generator) -> np.ndarray:

@@ -29,7 +29,8 @@ PAGE = re.compile(r"[_-]row(?:[_-]?id)?[_-]?\d+$", re.IGNORECASE)  # a field's p
 @dataclass(frozen=True)
 class NumberFolder:
     """The usable images of a number folder: uint8 reader inputs [N, HEIGHT, WIDTH], each
-    image's number, file (relative to the folder) and page ('' where the name gives none)."""
+    image's number, file (relative to the folder) and page ('' where the name gives none);
+    the files listed but left out, and why."""
 
     name: str
     root: Path
@@ -38,7 +39,8 @@ class NumberFolder:
     files: tuple[str, ...]
     pages: tuple[str, ...]
     fingerprint: str
-    problems: tuple[str, ...]
+    left_out: tuple[str, ...]
+    problems: tuple[str, ...]  # "file: why" for each file left out
 
     def __len__(self) -> int:
         return len(self.numbers)
@@ -90,8 +92,10 @@ def load_numbers(root: str | os.PathLike,
         code_fingerprint(preprocess, reader), as_input, (reader.HEIGHT, reader.WIDTH))
     check_problems(root, problems, len(entries), len(kept), warn)
     files = tuple(entries[i][0] for i in kept)
+    left_out = tuple(sorted({file for file, _ in entries} - set(files)))
     return NumberFolder(root.resolve().name, root, inputs, tuple(entries[i][1] for i in kept),
-                        files, tuple(page_of(f) for f in files), fingerprint, tuple(problems))
+                        files, tuple(page_of(f) for f in files), fingerprint, left_out,
+                        tuple(problems))
 
 
 def held_out_files(folder: NumberFolder, fraction: float) -> list[str]:
@@ -102,8 +106,4 @@ def held_out_files(folder: NumberFolder, fraction: float) -> list[str]:
     files = [f for f, held in zip(folder.files, mask, strict=True) if held]
     pages = {p for p, held in zip(folder.pages, mask, strict=True) if held and p}
     by_page = all(folder.pages)
-    for problem in folder.problems:
-        file = problem.split(": ", 1)[0]
-        if not by_page or page_of(file) in pages:
-            files.append(file)
-    return files
+    return files + [f for f in folder.left_out if not by_page or page_of(f) in pages]

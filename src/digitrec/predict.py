@@ -12,7 +12,6 @@ shipped one by default), which reads the whole line without cutting it; with
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ from .calibration import card_temperature, softmax
 from .errors import ModelError
 from .preprocess import ImageSource, ink_of, normalise_digit, preprocess, split_digits
 from .reader import NumberReader, line_of
+from .runtime import metadata_of, onnx_session
 
 
 @dataclass
@@ -109,23 +109,13 @@ class OnnxBackend:
     """Runs an exported `.onnx` model with ONNX Runtime; its metadata holds labels and card."""
 
     def __init__(self, model: bytes | str, source: str) -> None:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.log_severity_level = 3  # errors only
-        # idle worker threads sleep instead of spinning: a server's other threads need the cores
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        try:
-            self.session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
-        except Exception as e:  # ONNX Runtime raises its own types for unreadable models
-            raise ModelError(f"cannot load ONNX model {source}: {e}") from None
+        self.session = onnx_session(model, source)
         inputs = self.session.get_inputs()
         if len(inputs) != 1 or list(inputs[0].shape[1:]) != [1, 28, 28]:
             raise ModelError(f"{source} is not a digit classifier: it should take one input "
                              f"shaped [N, 1, 28, 28]")
         self.input = inputs[0].name
-        metadata = self.session.get_modelmeta().custom_metadata_map
-        self.metadata = {key: json_or_text(value) for key, value in metadata.items()}
+        self.metadata = metadata_of(self.session)
         self.card = self.metadata.get("card", {})
         self.temperature = card_temperature(self.card)
         self.labels = self.metadata.get("labels", [str(d) for d in range(10)])
@@ -148,14 +138,6 @@ class OnnxBackend:
         """Calibrated class probabilities for float32 images [N, 28, 28] in [0, 1]."""
         return softmax(self.logits(np.ascontiguousarray(batch[:, None], dtype=np.float32)),
                        self.temperature)
-
-
-def json_or_text(value: str):
-    """digitrec stores metadata values as JSON; other tools (e.g. the quantizer) plain text."""
-    try:
-        return json.loads(value)
-    except json.JSONDecodeError:
-        return value
 
 
 def shipped(name: str) -> Path:
@@ -220,9 +202,9 @@ class Predictor:
         if not 0.0 <= min_confidence <= 1.0:
             raise ValueError("min_confidence must be between 0 and 1")
         self.backend = load_backend(model)
-        self.segment = str(reader) == SEGMENT
-        self.reader = None if self.segment else load_reader(reader)
-        self.verifier = load_verifier(verifier) if self.segment or verifier else None
+        segment = str(reader) == SEGMENT
+        self.reader = None if segment else load_reader(reader)  # None: cut numbers into digits
+        self.verifier = load_verifier(verifier) if segment or verifier else None
         self.top_k = top_k
         self.min_confidence = min_confidence
 
@@ -238,8 +220,8 @@ class Predictor:
         return answers
 
     def _answer(self, probabilities: np.ndarray, confidence: float | None = None) -> Prediction:
-        """The answer for a digit's probabilities; `confidence` if another one than the top
-        probability (a reader's peak probability that a digit is there at all)."""
+        """The answer for a digit's probabilities; `confidence` where it is not their top
+        probability (the reader's confidence in a digit it read)."""
         best = int(probabilities.argmax())
         confidence = float(probabilities[best]) if confidence is None else confidence
         ranked = np.argsort(-probabilities)[:self.top_k]
@@ -268,7 +250,7 @@ class Predictor:
 
     def predict_number(self, image: ImageSource) -> NumberPrediction:
         """Read a written number (one line of digits, any length)."""
-        if self.segment:
+        if self.reader is None:
             return self._segmented_number(image)
         line = line_of(image)
         if line is None:

@@ -5,7 +5,8 @@ steps that can each be used and tested on their own:
 
 1. `field_box`: a black scanner margin at the edges of a scanned field is cut off.
 2. `preprocess.to_ink`: polarity and background removal: white ink on black. Then
-   `clean_field`: rows and columns that are mostly ink (ruled lines, printed frames) are cleared.
+   `clean_field`: ink running along nearly the whole field (ruled lines, printed frames) is
+   cleared.
 3. `writing_of`: the line of writing: what is left of ruled lines and frames (straight
    components much longer than the writing is tall) and strays above and below the line are
    dropped; its box holds the components large enough to be part of a digit.
@@ -37,6 +38,7 @@ from .preprocess import (
     to_gray,
     to_ink,
 )
+from .runtime import metadata_of, onnx_session
 
 HEIGHT, WIDTH = 32, 160  # the reader's input, in pixels
 MARGIN = 2  # rows of background above and below the writing in the input
@@ -135,12 +137,12 @@ def component_boxes(labels: np.ndarray, count: int) -> np.ndarray:
 
 def _is_line(boxes: np.ndarray) -> np.ndarray:
     """Which components are straight lines: thin, and much longer than the others are tall
-    (the rest of a ruled line or a frame a field was cut from)."""
+    (the rest of a ruled line or a frame a field was cut from). Where every component is
+    thin (a row of 1s), they are measured against all of them."""
     w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
     thin = np.minimum(w, h) <= THIN * np.maximum(w, h)
-    if thin.all():
-        return thin
-    return thin & (np.maximum(w, h) >= LINE_LENGTH * np.median(h[~thin]))
+    others = h[~thin] if not thin.all() else h
+    return thin & (np.maximum(w, h) >= LINE_LENGTH * np.median(others))
 
 
 def _main_component(boxes: np.ndarray, areas: np.ndarray, height: int) -> int:
@@ -274,25 +276,14 @@ def number_of(reads: list[DigitRead]) -> str:
 class NumberReader:
     """Runs an exported reader (`digitrec train-reader`) with ONNX Runtime."""
 
-    def __init__(self, path: str | os.PathLike) -> None:
-        import onnxruntime as ort
-
-        from .predict import json_or_text
-
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        try:
-            self.session = ort.InferenceSession(str(path), options,
-                                                providers=["CPUExecutionProvider"])
-        except Exception as e:  # ONNX Runtime raises its own types for unreadable models
-            raise ModelError(f"cannot load the number reader {path}: {e}") from None
-        metadata = self.session.get_modelmeta().custom_metadata_map
-        self.card = json_or_text(metadata.get("card", "{}"))
+    def __init__(self, model: str | os.PathLike | bytes, source: str | None = None) -> None:
+        source = source or str(model)
+        self.session = onnx_session(model if isinstance(model, bytes) else str(model), source)
+        self.card = metadata_of(self.session).get("card")
         inputs = self.session.get_inputs()
         if (not isinstance(self.card, dict) or self.card.get("kind") != KIND
                 or list(inputs[0].shape[1:]) != [1, HEIGHT, WIDTH]):
-            raise ModelError(f"{path} is not a number reader from `digitrec train-reader`")
+            raise ModelError(f"{source} is not a number reader from `digitrec train-reader`")
 
     def log_probs(self, lines: np.ndarray) -> np.ndarray:
         """[N, columns, 11] log-probabilities for inputs [N, HEIGHT, WIDTH]."""

@@ -23,7 +23,6 @@ import hashlib
 import math
 import multiprocessing
 import shlex
-import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -44,6 +43,7 @@ from .folders import HOLDOUT_SEED, cached_arrays, code_fingerprint, held_out, lo
 from .lines import DigitPool, random_number, render_line
 from .number_folders import NumberFolder, load_numbers
 from .reader import (
+    BATCH,
     BLANK,
     HEIGHT,
     INPUT,
@@ -57,7 +57,7 @@ from .reader import (
     line_of,
     number_of,
 )
-from .train import SCHEDULES, parse_source
+from .train import SCHEDULES, changed_flags, parse_source
 
 CHANNELS = (32, 64, 96, 128)
 CHUNK = 500  # synthetic lines rendered per task
@@ -184,7 +184,18 @@ class RealLines:
                 "images": len(self.folder), "fingerprint": self.folder.fingerprint,
                 "weight": self.weight, "held_out": int(self.held.sum()),
                 "held_out_by": "page" if all(self.folder.pages) else "image",
-                "left_out": len(self.folder.problems)}
+                "left_out": len(self.folder.left_out)}
+
+    def held_part(self) -> tuple[np.ndarray, list[str]]:
+        """The held-out lines: uint8 inputs and their numbers."""
+        held = np.flatnonzero(self.held)
+        return self.folder.inputs[held], [self.folder.numbers[i] for i in held]
+
+    def training_size(self) -> int:
+        """Lines of the training part in one epoch (its size times the weight)."""
+        train = int((~self.held).sum())
+        whole, fraction = divmod(self.weight, 1)
+        return int(whole) * train + round(fraction * train)
 
 
 def real_lines(specs: tuple[str, ...], holdout: float, log: Callable[[str], None]
@@ -221,15 +232,20 @@ def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return (out * uniform(0.7, 1.15).view(n, 1, 1, 1)).clamp(0, 1)
 
 
-@torch.no_grad()
-def exact(model: nn.Module, inputs: np.ndarray, numbers: list[str] | tuple[str, ...]) -> float:
+def exact_fraction(read: list[str], numbers: list[str]) -> float:
     """The fraction of lines read exactly."""
+    return sum(r == n for r, n in zip(read, numbers, strict=True)) / max(1, len(numbers))
+
+
+@torch.no_grad()
+def exact(model: nn.Module, inputs: np.ndarray, numbers: list[str]) -> float:
+    """The fraction of uint8 lines the network reads exactly."""
     model.eval()
     read = []
-    for start in range(0, len(inputs), 256):
-        batch = torch.from_numpy(inputs[start:start + 256]).float().div(255)[:, None]
+    for start in range(0, len(inputs), BATCH):
+        batch = torch.from_numpy(inputs[start:start + BATCH]).float().div(255)[:, None]
         read += [number_of(decode(row)) for row in model(batch).numpy()]
-    return float(np.mean([r == n for r, n in zip(read, numbers, strict=True)]))
+    return exact_fraction(read, numbers)
 
 
 def epoch_data(synthetic: tuple[np.ndarray, list[str]], real: list[RealLines],
@@ -256,7 +272,7 @@ def fit(config: ReaderConfig, synthetic: tuple[np.ndarray, list[str]], real: lis
     generator = torch.Generator().manual_seed(config.seed)
     model = ReaderNet()
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=1e-4)
-    per_epoch = len(epoch_data(synthetic, real, np.random.default_rng(0))[1])
+    per_epoch = len(synthetic[1]) + sum(part.training_size() for part in real)
     steps, step = config.epochs * math.ceil(per_epoch / config.batch_size), 0
     history = []
     for epoch in range(1, config.epochs + 1):
@@ -281,9 +297,7 @@ def fit(config: ReaderConfig, synthetic: tuple[np.ndarray, list[str]], real: lis
         row = {"epoch": epoch, "loss": total / len(numbers),
                "seconds": round(time.perf_counter() - start, 1)}
         for part in real:
-            held = np.flatnonzero(part.held)
-            row[part.folder.name] = exact(model, part.folder.inputs[held],
-                                          [part.folder.numbers[i] for i in held])
+            row[part.folder.name] = exact(model, *part.held_part())
         history.append(row)
         log(" ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
                      for k, v in row.items()))
@@ -309,19 +323,15 @@ def train_reader(config: ReaderConfig, out: str | Path, data_dir=None,
             "sources": [part.card() for part in real], "digit_sources": digit_sources,
             "history": history,
             "train_seconds": round(time.perf_counter() - started, 1)}
-    write_bytes(out, with_metadata(model_bytes, {"card": card}))
-    card["metrics"] = measure(NumberReader(out), real, data_dir, config.seed)
+    reader = NumberReader(with_metadata(model_bytes, {"card": card}), "(in memory)")
+    card["metrics"] = measure(reader, real, data_dir, config.seed)
     write_bytes(out, with_metadata(model_bytes, {"card": card}))
     return card
 
 
 def measure(reader: NumberReader, real: list[RealLines], data_dir, seed: int) -> dict:
     """Exact reads of the exported file on each held-out part and on synthetic lines."""
-    metrics = {}
-    for part in real:
-        held = np.flatnonzero(part.held)
-        metrics[part.folder.name] = _onnx_exact(reader, part.folder.inputs[held],
-                                                [part.folder.numbers[i] for i in held])
+    metrics = {part.folder.name: _onnx_exact(reader, *part.held_part()) for part in real}
     images, labels = load_split("mnist", "test", data_dir)
     inputs, numbers = synthetic_lines(DigitPool(images, labels), 2000, seed + 1, workers=1)
     metrics["synthetic (MNIST test digits)"] = _onnx_exact(reader, inputs, numbers)
@@ -330,19 +340,10 @@ def measure(reader: NumberReader, real: list[RealLines], data_dir, seed: int) ->
 
 def _onnx_exact(reader: NumberReader, inputs: np.ndarray, numbers: list[str]) -> dict:
     read = [number_of(row) for row in reader.decode_all(inputs.astype(np.float32) / 255)]
-    right = sum(r == n for r, n in zip(read, numbers, strict=True))
-    return {"lines": len(numbers), "exact": right / max(1, len(numbers))}
+    return {"lines": len(numbers), "exact": exact_fraction(read, numbers)}
 
 
 def reader_command(config: ReaderConfig, out: str | Path) -> str:
     """The command line that trains this reader again."""
-    words = ["digitrec", "train-reader", "--out", str(out)]
-    for spec in config.lines:
-        words += ["--lines", spec]
-    for spec in config.add_data:
-        words += ["--add-data", spec]
-    defaults = ReaderConfig()
-    for name in ("synthetic", "epochs", "batch_size", "lr", "holdout", "seed"):
-        if getattr(config, name) != getattr(defaults, name):
-            words += [f"--{name.replace('_', '-')}", str(getattr(config, name))]
-    return shlex.join(words) if sys.platform != "win32" else " ".join(words)
+    return shlex.join(["digitrec", "train-reader", "--out", str(out),
+                       *changed_flags(config, ReaderConfig())])

@@ -692,15 +692,13 @@ def _train(session: Session, run_dir: Path, data_dir, state: dict | None, log,
     return card
 
 
-def train_command(config: TrainConfig) -> str:
-    """The `digitrec train` command line that reproduces a configuration: the model, then
-    every option that differs from the model's recipe (the data directory is not part of it;
-    the card's data checksums name the data)."""
-    base = recipe(config.model)
-    words = ["digitrec", "train", "--model", config.model]
+def changed_flags(config, base, skip: tuple[str, ...] = ()) -> list[str]:
+    """The command-line flags of every field of a config dataclass that differs from `base`
+    (a tuple field gives its flag once per item)."""
+    words = []
     for f in fields(config):
         value, flag = getattr(config, f.name), "--" + f.name.replace("_", "-")
-        if f.name == "model" or value == getattr(base, f.name):
+        if f.name in skip or value == getattr(base, f.name):
             continue
         if isinstance(value, bool):
             words.append(flag if value else "--no-" + flag[2:])
@@ -708,7 +706,15 @@ def train_command(config: TrainConfig) -> str:
             words += [word for item in value for word in (flag, str(item))]
         else:
             words += [flag, str(value)]
-    return shlex.join(words)
+    return words
+
+
+def train_command(config: TrainConfig) -> str:
+    """The `digitrec train` command line that reproduces a configuration: the model, then
+    every option that differs from the model's recipe (the data directory is not part of it;
+    the card's data checksums name the data)."""
+    return shlex.join(["digitrec", "train", "--model", config.model,
+                       *changed_flags(config, recipe(config.model), skip=("model",))])
 
 
 def format_epoch(row: dict, epochs: int) -> str:
