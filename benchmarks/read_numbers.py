@@ -14,7 +14,7 @@ every image, `--fresh-from F` only the part beyond what `--holdout F` held out. 
 prints exact reads overall and by number of digits, and the time per
 image through `Predictor.predict_number` (warm; p50 and p90).
 
-Each seed renders `count` numbers with `tests/synth.py` (random gaps, slight overlaps,
+Each seed renders `count` numbers with `digitrec.photos` (random gaps, slight overlaps,
 baseline jitter, coloured pages, blur, JPEG): the same numbers as the tests for the same seed.
 Misreads are counted by kind: a digit lost (touching digits read as one), a digit gained, or
 the right length with a digit wrong. `--perfect-cuts` renders each digit of a number alone in
@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -37,12 +36,10 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
+from common import run_benchmark
 from PIL.Image import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-import synth
-from common import run_benchmark
-
+from digitrec import photos
 from digitrec.data import load_split
 from digitrec.number_folders import held_out_files, load_numbers, read_labels
 from digitrec.predict import NumberPrediction, Predictor
@@ -65,7 +62,7 @@ def alone(digits: list[np.ndarray], rng: np.random.Generator, state: dict) -> It
     effects, the same random draws from the generator `state` the number was drawn with."""
     for k in range(len(digits)):
         rng.bit_generator.state = state
-        yield synth.render_number(digits, rng, only=k)
+        yield photos.render_number(digits, rng, only=k)
 
 
 def overlap(a: tuple[int, ...], b: tuple[int, ...]) -> float:
@@ -89,7 +86,7 @@ def read_whole(predictor: Predictor, digits: list[np.ndarray], rng: np.random.Ge
     """How `predict_number` reads the number (`kind`, and with `explain` whether a
     misread of the right length was cut right)."""
     state = rng.bit_generator.state
-    number = predictor.predict_number(synth.render_number(digits, rng))
+    number = predictor.predict_number(photos.render_number(digits, rng))
     found = kind(number.number, truth)
     if explain and found == "one length, digit wrong":
         return found + (", cut right" if cut_right(number, digits, rng, state) else
@@ -149,7 +146,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", help="run directory or .onnx file (default: the shipped model)")
     parser.add_argument("--reader", help="number reader .onnx, or `segment` (default: shipped)")
-    parser.add_argument("--verifier", help="with --reader segment: cut verifier .onnx")
+    parser.add_argument("--verifier", help="verifier .onnx (default: shipped)")
+    parser.add_argument("--force-digit", action="store_true",
+                        help="keep the marks the verifier calls non-digits in each number")
     parser.add_argument("--folder", action="append", default=[], type=Path,
                         help="a folder of numbers with labels.csv (repeatable)")
     parser.add_argument("--all", action="store_true",
@@ -167,7 +166,8 @@ def main() -> None:
                      help="tell misreads of well-cut digits from those of wrong cuts")
     parser.add_argument("--data-dir", help="directory with the MNIST files")
     args = parser.parse_args()
-    predictor = Predictor(args.model, verifier=args.verifier, reader=args.reader)
+    predictor = Predictor(args.model, verifier=args.verifier, reader=args.reader,
+                          force_digit=args.force_digit)
     if args.folder:
         results = [read_folder(predictor, root, args.all, args.fresh_from)
                    for root in args.folder]
@@ -178,7 +178,7 @@ def main() -> None:
     read = read_perfectly_cut if args.perfect_cuts else partial(read_whole, explain=args.explain)
     kinds = Counter(read(predictor, digits, rng, truth)
                     for seed in (int(s) for s in args.seeds.split(","))
-                    for digits, truth, rng in synth.five_digit_numbers(images, labels, seed,
+                    for digits, truth, rng in photos.five_digit_numbers(images, labels, seed,
                                                                        args.count))
     total = sum(kinds.values())
     for name, n in kinds.most_common():

@@ -1,6 +1,6 @@
 """A real headless Chromium (Debian's chromium + chromium-driver, driven by Selenium) loads the
-drawing page, draws real MNIST test digits on the canvas with pointer input, and reads the
-prediction the page shows. A screenshot is saved in test-artifacts/."""
+drawing page, draws real MNIST test digits (and a star) on the canvas with pointer input, and
+reads the prediction the page shows. Screenshots are saved in test-artifacts/."""
 
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
+from digitrec.nondigits import drawn
+from digitrec.preprocess import normalise_digit
 from digitrec.serve import ServeConfig, create_app
 
 CHROMIUM, DRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
@@ -121,4 +123,19 @@ def test_undo_and_keyboard(server, browser, mnist_test):
     draw(browser, canvas, images[0])
     assert shown_answer(browser) != "–"
     ActionChains(browser).send_keys("\ue00c").perform()  # Escape clears
+    assert shown_answer(browser) == "–"
+
+
+def test_a_drawn_shape_is_not_a_digit(server, browser):
+    browser.get(server)
+    canvas = browser.find_element(By.ID, "canvas")
+    browser.find_element(By.ID, "clear").click()
+    star = normalise_digit(drawn("star", np.random.default_rng(3)))
+    draw(browser, canvas, (255 * star).astype(np.uint8))
+    assert shown_answer(browser) == "not a digit"
+    assert browser.find_element(By.ID, "confidence").text.startswith("best guess ")
+    assert browser.find_element(By.ID, "status").text == "That does not look like a digit."
+    ARTIFACTS.mkdir(exist_ok=True)
+    browser.save_screenshot(str(ARTIFACTS / "browser-not-a-digit.png"))
+    browser.find_element(By.ID, "clear").click()
     assert shown_answer(browser) == "–"

@@ -159,6 +159,8 @@ def test_training_on_a_mix_reports_each_source(data_root: Path, digit_folder: Pa
     assert set(rows[-1]["val_sources"]) == {"digits"}
     assert rows[-1]["val_sources"]["digits"]["images"] == folder["val_images"]
     assert "calibration" in card or card["metrics"]["val_accuracy"] == 1.0
+    if "calibration" in card:  # the held-out calibration error, before and after
+        assert 0 <= card["calibration"]["ece_after"] <= 1 and "ece_before" in card["calibration"]
     assert f"--add-data {digit_folder}:3" in card["command"]
 
 

@@ -87,6 +87,12 @@ def test_comparison_report_has_every_section(comparison: tuple[dict, Path]):
         assert run["name"] == run["model"]
         assert run["curves"] and run["size"]["parameters"] > 0 and run["speed"]["images_per_s"] > 0
     assert report["ensemble"]["members"] == 3
+    assert "Refusing non-digits" in titles
+    rejection = report["rejection"]
+    assert rejection["verifier"] == "shipped" and rejection["digits"] == report["test_images"]
+    assert rejection["digits_refused"] <= 0.01 and rejection["others_refused"] >= 0.85
+    refused = [c["digits_refused"] for c in rejection["curve"]]
+    assert len(refused) == 41 and refused == sorted(refused)
 
 
 def test_misclassified_are_the_most_confident_mistakes_with_top3(
@@ -161,6 +167,7 @@ def test_fashion_mnist_end_to_end(data_root: Path, tmp_path: Path):
     report = json.loads((tmp_path / "report" / "report.json").read_text())
     assert report["dataset"] == "fashion-mnist" and report["classes"][9] == "Ankle boot"
     assert 0.7 < report["runs"][0]["accuracy"] < 1
+    assert "rejection" not in report  # refusing non-digits is about digits
     root = parse_html(tmp_path / "report" / "report.html")
     check_self_contained(root)
     assert "Ankle boot" in "".join(root.itertext())
@@ -170,6 +177,7 @@ def test_fashion_mnist_end_to_end(data_root: Path, tmp_path: Path):
     (["--report", "R", "--tta"], "cannot be combined"),
     (["--report", "R", "--robustness-images", "0"], "at least 1"),
     (["--robustness-images", "100"], "needs --report"),
+    (["--verifier", "v.onnx"], "--verifier needs --report"),
     (["--dataset", "fashion-mnist"], "classes differ"),
     (["--dataset", "no-such-set"], "unknown dataset"),
 ])

@@ -23,8 +23,8 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
-from synth import render_digit, render_number
 
+from digitrec.photos import render_digit, render_number
 from digitrec.serve import ServeConfig, create_app
 from digitrec.serve.batcher import MicroBatcher
 

@@ -1,5 +1,5 @@
-"""The cut verifier: its training examples, a verifier trained by this test session, loading
-it, and `digitrec train-verifier`."""
+"""The verifier: its training examples, a verifier trained by this test session, loading it,
+and `digitrec train-verifier`."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from digitrec.predict import (
     shipped,
 )
 from digitrec.preprocess import normalise_digit
-from digitrec.verifier import examples, side_by_side
+from digitrec.verifier import cut_examples, examples, side_by_side
 
 
 def bar(width: int) -> np.ndarray:
@@ -41,15 +41,19 @@ def test_side_by_side_overlaps_and_drops():
 
 def test_examples_are_balanced_normalised_and_reproducible(mnist_test):
     images = mnist_test[0][:500]
-    x, y = examples(images, 40, seed=0)
+    x, y = cut_examples(images, 40, seed=0)
     assert x.shape == (80, 28, 28) and x.dtype == np.float32
     assert x.min() >= 0 and x.max() <= 1
-    assert y.tolist() == [1] * 40 + [0] * 40
-    same, _ = examples(images, 40, seed=0)
-    other, _ = examples(images, 40, seed=1)
+    assert y.tolist() == [0] * 40 + [1] * 40  # pieces, then whole digits
+    same, _ = cut_examples(images, 40, seed=0)
+    other, _ = cut_examples(images, 40, seed=1)
     assert np.array_equal(x, same) and not np.array_equal(x, other)
     # whole digits are MNIST digits as a cut-out digit is normalised
-    assert any(np.array_equal(x[0], normalise_digit(d / np.float32(255))) for d in images)
+    assert any(np.array_equal(x[-1], normalise_digit(d / np.float32(255))) for d in images)
+    others = np.stack([normalise_digit(d / np.float32(255)) for d in images[:7]])
+    x, y = examples(images, others, 40, seed=0, photos=5)
+    assert np.bincount(y).tolist() == [40, 45, 12]  # photographed digits and others added
+    assert np.array_equal(x[:80], cut_examples(images, 40, seed=0)[0])
 
 
 def whole_probability(path: Path, digits: list[np.ndarray]) -> np.ndarray:
@@ -59,18 +63,18 @@ def whole_probability(path: Path, digits: list[np.ndarray]) -> np.ndarray:
 
 def test_trained_verifier_tells_whole_digits_from_pairs_and_halves(trained_verifier, mnist_test):
     images = mnist_test[0]
-    assert OnnxBackend.load(trained_verifier).metadata["test_accuracy"] >= 0.97
+    assert OnnxBackend.load(trained_verifier).metadata["test_accuracy"] >= 0.95
     whole = whole_probability(trained_verifier, list(images[:100]))
     pairs = whole_probability(trained_verifier, [side_by_side(images[i], images[i + 1], 0, 2)[0]
                                                  for i in range(100, 200)])
     halves = whole_probability(trained_verifier, [images[i][:, :14] for i in range(200, 300)])
-    assert (whole > 0.5).mean() >= 0.95
+    assert (whole > 0.5).mean() >= 0.9
     assert (pairs < 0.5).mean() >= 0.95 and (halves < 0.5).mean() >= 0.8
 
 
 def test_a_verifier_and_a_digit_model_are_not_mixed_up(tmp_path: Path):
-    assert load_verifier().metadata["verifier"]["test_accuracy"] >= 0.98
-    assert load_verifier(shipped("digit-verifier.onnx")).labels == ["pieces", "digit"]
+    assert load_verifier().metadata["verifier"]["test_accuracy"] >= 0.96
+    assert load_verifier(shipped("digit-verifier.onnx")).labels == ["pieces", "digit", "other"]
     with pytest.raises(ModelError, match="is not a verifier"):
         load_verifier(default_model())
     with pytest.raises(ModelError, match="is a cut verifier, not a digit model"):
@@ -88,14 +92,19 @@ def digitrec(*args: str) -> subprocess.CompletedProcess:
 
 def test_cli_trains_a_verifier(data_root: Path, tmp_path: Path):
     out = tmp_path / "v.onnx"
-    result = digitrec("train-verifier", "--out", str(out), "--count", "500", "--epochs", "1",
-                      "--json", "--data-dir", str(data_root))
+    result = digitrec("train-verifier", "--out", str(out), "--count", "500", "--others", "300",
+                      "--photos", "20", "--epochs", "1", "--json", "--data-dir", str(data_root))
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    assert report["examples"] == 1000 and report["test_examples"] == 10_000
+    assert 1330 <= report["examples"] <= 1340 and report["test_examples"] == 10_000
+    assert [s["name"] for s in report["sources"]] == ["mnist"]
+    rejection = report["rejection"]
+    assert rejection["digits"] > 5000 and rejection["digits_refused"] <= 0.005
+    assert len(rejection["curve"]) == 41
     assert load_verifier(out).metadata["verifier"] == report
+    assert load_verifier(out).threshold == rejection["threshold"]
     bad = digitrec("train-verifier", "--out", str(out), "--count", "0")
-    assert bad.returncode == 1 and "--count and --epochs must be at least 1" in bad.stderr
+    assert bad.returncode == 1 and "--count, --others and --epochs must be at least 1" in bad.stderr
     bad = digitrec("train-verifier", "--out", str(tmp_path))
     assert bad.returncode == 1 and "is a directory" in bad.stderr
 

@@ -19,8 +19,10 @@ from . import __version__
 from .errors import DigitrecError
 
 DATA_DIR_HELP = "directory with dataset files (default: $DIGITREC_DATA, else ~/.cache/digitrec/data)"
-VERIFIER_HELP = ("with --reader segment: the .onnx file from `digitrec train-verifier` that "
-                 "judges where numbers are cut (default: the shipped one)")
+VERIFIER_HELP = ("the .onnx file from `digitrec train-verifier` that tells digits from what is "
+                 "not a digit, and judges where numbers are cut (default: the shipped one)")
+FORCE_HELP = ("answer a digit even for what does not look like one (a letter, a shape, a "
+              "scribble), and keep every mark in a number")
 READER_HELP = ("the .onnx file from `digitrec train-reader` that reads written numbers (default: "
                "the shipped one), or `segment` to cut numbers into digits and read each instead")
 
@@ -155,6 +157,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         return write_report(args)
     if args.robustness_images is not None:
         raise DigitrecError("--robustness-images needs --report")
+    if args.verifier:
+        raise DigitrecError("--verifier needs --report")
     if args.data:
         return evaluate_folders(args)
     from .evaluate import evaluate_runs
@@ -233,7 +237,7 @@ def write_report(args: argparse.Namespace) -> int:
         raise DigitrecError("--report cannot be combined with --tta or --plots-dir")
     report = build_report(args.run_dirs, args.report, data_dir=args.data_dir,
                           dataset=args.dataset, robustness_images=args.robustness_images,
-                          folders=args.data, warn=warn)
+                          folders=args.data, warn=warn, verifier=args.verifier)
     if args.json:
         print(json.dumps(report))
         return 0
@@ -249,6 +253,11 @@ def write_report(args: argparse.Namespace) -> int:
               f"{calibrated:>10} {robust:>10.1%}")
     if "ensemble" in report:
         print(f"{'ensemble':<24} {report['ensemble']['accuracy']:.2%}")
+    if "rejection" in report:
+        refused = report["rejection"]
+        print(f"\nrefusing non-digits at threshold {refused['threshold']:.3f}: "
+              f"{refused['digits_refused']:.2%} of test digits, {refused['others_refused']:.2%} "
+              f"of {refused['others']} non-digits")
     for run in report["runs"]:
         if run["sources"]:
             print(f"\n{run['name']}:")
@@ -262,12 +271,16 @@ def cmd_train_verifier(args: argparse.Namespace) -> int:
     require_torch("onnx", "onnxscript")
     from .verifier import train_verifier
 
-    if args.count < 1 or args.epochs < 1:
-        raise DigitrecError("--count and --epochs must be at least 1")
+    if min(args.count, args.others, args.epochs) < 1 or args.photos < 0 or \
+            not 0 < args.holdout < 1:
+        raise DigitrecError("--count, --others and --epochs must be at least 1, --photos at "
+                            "least 0, --holdout between 0 and 1")
     if Path(args.out).is_dir():
         raise DigitrecError(f"--out {args.out} is a directory: give the .onnx file to write")
     report = train_verifier(args.out, data_dir=args.data_dir, count=args.count,
-                            epochs=args.epochs, seed=args.seed,
+                            others=args.others, photos=args.photos, epochs=args.epochs,
+                            add_data=args.add_data,
+                            holdout=args.holdout, seed=args.seed,
                             log=(lambda text: print(text, file=sys.stderr)) if args.json else print)
     if args.json:
         print(json.dumps(report))
@@ -349,6 +362,8 @@ def describe(result: dict) -> str:
     if result["status"] == "blank":
         return f"{result['path']}: blank (no ink found)"
     top = ", ".join(f"{t['digit']} {t['probability']:.1%}" for t in result["top_k"])
+    if result["status"] == "not_digit":
+        return f"{result['path']}: not a digit  best guess: {top}"
     answer = result["digit"] if result["status"] == "ok" else "unknown"
     return f"{result['path']}: {answer} ({result['confidence']:.1%})  top: {top}"
 
@@ -361,7 +376,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.top_k < 1 or not 0 <= args.min_confidence <= 1:
         raise DigitrecError("--top-k must be at least 1 and --min-confidence in [0, 1]")
     predictor = Predictor(args.model, top_k=args.top_k, min_confidence=args.min_confidence,
-                          verifier=args.verifier, reader=args.reader)
+                          verifier=args.verifier, reader=args.reader,
+                          force_digit=args.force_digit)
     failed = False
     for index, path in enumerate(expand_inputs(args.paths)):
         try:
@@ -472,6 +488,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--dataset",
                           help="test on this registered dataset instead of the one the runs "
                                "were trained on (same classes)")
+    evaluate.add_argument("--verifier", help="with --report: the verifier whose refusal of "
+                                             "non-digits is reported (default: the shipped one)")
     evaluate.set_defaults(run=cmd_evaluate)
 
     export = commands.add_parser("export", help="export a run to ONNX, checked against PyTorch")
@@ -485,12 +503,25 @@ def build_parser() -> argparse.ArgumentParser:
     export.set_defaults(run=cmd_export)
 
     verifier = commands.add_parser("train-verifier",
-                                   help="train the verifier that judges where numbers are cut")
+                                   help="train the verifier that refuses non-digits and judges "
+                                        "where numbers are cut")
     verifier.add_argument("--out", default="digit-verifier.onnx",
                           help="ONNX file to write (default: digit-verifier.onnx)")
-    verifier.add_argument("--count", type=int, default=60_000,
-                          help="whole digits, and as many pieces, to train on (default 60000)")
-    verifier.add_argument("--epochs", type=int, default=3, help="passes over them (default 3)")
+    verifier.add_argument("--add-data", action="append", default=[], metavar="DIR",
+                          help="an image folder of real digits to learn from besides MNIST "
+                               "(repeatable); part of each is held out to choose the threshold")
+    verifier.add_argument("--count", type=int, default=40_000,
+                          help="whole digits, and as many pieces, to train on (default 40000)")
+    verifier.add_argument("--others", type=int, default=60_000,
+                          help="non-digits (letters, signs, drawn shapes, clothes) to train on "
+                               "(default 60000)")
+    verifier.add_argument("--photos", type=int, default=10_000,
+                          help="whole digits, and as many non-digits, also trained on as "
+                               "photos and scans (default 10000)")
+    verifier.add_argument("--epochs", type=int, default=8, help="passes over them (default 8)")
+    verifier.add_argument("--holdout", type=float, default=0.15,
+                          help="the part of each --add-data folder held out, by writer where "
+                               "names give writers (default 0.15)")
     verifier.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     verifier.add_argument("--json", action="store_true", help="print the report as one JSON object")
     verifier.add_argument("--data-dir", help=DATA_DIR_HELP)
@@ -537,6 +568,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="read a written number (one line of digits) instead of one digit")
     predict.add_argument("--min-confidence", type=float, default=0.0, metavar="P",
                          help="below this probability the answer is 'unknown' (default 0)")
+    predict.add_argument("--force-digit", action="store_true", help=FORCE_HELP)
     predict.add_argument("--reader", help=READER_HELP)
     predict.add_argument("--verifier", help=VERIFIER_HELP)
     predict.add_argument("--json", action="store_true", help="one JSON object per input line")

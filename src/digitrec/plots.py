@@ -114,6 +114,22 @@ def reliability_figure(curves: dict[str, dict]):
     return fig
 
 
+def refusal_figure(curve: list[dict], threshold: float):
+    """Both errors of refusing non-digits over the threshold, the chosen one marked."""
+    fig = figure(figsize=(5.5, 3.6))
+    ax = fig.subplots()
+    thresholds = [c["threshold"] for c in curve]
+    ax.plot(thresholds, [c["others_refused"] for c in curve], label="non-digits refused")
+    ax.plot(thresholds, [c["digits_refused"] for c in curve], label="digits refused")
+    ax.axvline(threshold, color="grey", linestyle="--", linewidth=1,
+               label=legend_label(f"threshold {threshold:.3f}"))
+    ax.set(xlabel="threshold on digit-likeness", ylabel="part refused", ylim=(0, 1.02),
+           title="Refusing non-digits")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return fig
+
+
 def robustness_figure(sweeps: dict[str, dict]):
     """Accuracy against perturbation strength, one panel per perturbation and one line per
     model ({label: robustness sweep})."""

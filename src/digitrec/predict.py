@@ -3,17 +3,19 @@
 `Predictor(model)` loads an exported `.onnx` file (ONNX Runtime backend, no PyTorch needed) or a
 run directory (PyTorch backend); with no model it uses the ONNX model shipped inside the
 package. Every input goes through `digitrec.preprocess` first. Blank images give an explicit
-"blank" result instead of a guess, and answers below `min_confidence` become "unknown".
-`predict_number` reads a written number with the number reader (`digitrec.reader`; the
-shipped one by default), which reads the whole line without cutting it; with
-`reader="segment"` it cuts the ink into digits instead, asking a cut verifier
-(`digitrec.verifier`) whether each piece is one whole digit.
+"blank" result instead of a guess; what the verifier (`digitrec.verifier`) judges not to be a
+digit (a letter, a shape, a scribble) is answered "not_digit" with the best guess kept in
+`top_k` (`force_digit=True` answers a digit anyway); answers below `min_confidence` become
+"unknown". `predict_number` reads a written number with the number reader (`digitrec.reader`;
+the shipped one by default), which reads the whole line without cutting it, after the verifier
+has taken out marks that are not digits; with `reader="segment"` it cuts the ink into digits
+instead, asking the verifier whether each piece is one whole digit.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +23,7 @@ import numpy as np
 from .calibration import card_temperature, softmax
 from .errors import ModelError
 from .preprocess import ImageSource, ink_of, normalise_digit, preprocess, split_digits
-from .reader import NumberReader, line_of
+from .reader import NumberReader, line_of, without_marks
 from .runtime import metadata_of, onnx_session
 
 
@@ -31,18 +33,21 @@ class Prediction:
 
     digit: int | None
     confidence: float
-    status: str  # "ok", "unknown" (below min_confidence) or "blank" (no ink)
+    status: str  # "ok", "not_digit", "unknown" (below min_confidence) or "blank" (no ink)
     probabilities: list[float] = field(default_factory=list)
     top_k: list[dict] = field(default_factory=list)
     box: tuple[int, int, int, int] | None = None  # where the digit is, in working pixels
     image: np.ndarray | None = field(default=None, repr=False)  # the 28x28 the model saw
+    is_digit: float | None = None  # how much like a digit the verifier finds it (0 to 1)
 
     def to_dict(self) -> dict:
-        """JSON-ready fields (without the image, and without the box when there is none), in
-        new lists: changing the dict leaves the prediction as it was."""
+        """JSON-ready fields (without the image, and without the box and `is_digit` when
+        there are none), in new lists: changing the dict leaves the prediction as it was."""
         out = {"digit": self.digit, "confidence": self.confidence, "status": self.status,
                "probabilities": list(self.probabilities),
                "top_k": [dict(entry) for entry in self.top_k]}
+        if self.is_digit is not None:
+            out["is_digit"] = self.is_digit
         if self.box is not None:
             out["box"] = self.box
         return out
@@ -100,9 +105,12 @@ SHIPPED_RUN = "digits-accurate"  # in digitrec/assets/: the shipped model's run 
 DEFAULT_VERIFIER = "digit-verifier.onnx"  # in digitrec/assets/: see digitrec.verifier
 DEFAULT_READER = "number-reader.onnx"  # in digitrec/assets/: see digitrec.reader
 SEGMENT = "segment"  # the reader option that cuts numbers into digits instead
-VERIFIER_LABELS = ["pieces", "digit"]  # the verifier's outputs
-WHOLE = VERIFIER_LABELS.index("digit")
+VERIFIER_LABELS = ["pieces", "digit", "other"]  # the verifier's outputs (see digitrec.verifier)
+WHOLE, OTHER = VERIFIER_LABELS.index("digit"), VERIFIER_LABELS.index("other")
 ONNX_BATCH = 1024  # images per ONNX Runtime call (bounds memory on large inputs)
+# A piece of a number less like a digit than this is a mark and left out. Far below the
+# threshold for single images: on their own, strokes of real cursive numbers look like nothing.
+MARK_LIKENESS = 0.002
 
 
 class OnnxBackend:
@@ -120,6 +128,7 @@ class OnnxBackend:
         self.temperature = card_temperature(self.card)
         self.labels = self.metadata.get("labels", [str(d) for d in range(10)])
         self.test_accuracy = self.metadata.get("test_accuracy")  # of this file (int8 differs)
+        self.threshold = self.metadata.get("threshold")  # a verifier's: see load_verifier
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> OnnxBackend:
@@ -138,6 +147,12 @@ class OnnxBackend:
         """Calibrated class probabilities for float32 images [N, 28, 28] in [0, 1]."""
         return softmax(self.logits(np.ascontiguousarray(batch[:, None], dtype=np.float32)),
                        self.temperature)
+
+
+def digit_likeness(judged: np.ndarray) -> np.ndarray:
+    """How much like a digit each piece of ink is, from the verifier's probabilities: all but
+    its probability of "other" (pieces of digits are digits to a reader of single images)."""
+    return 1.0 - judged[:, OTHER]
 
 
 def shipped(name: str) -> Path:
@@ -173,14 +188,16 @@ def load_backend(model: str | os.PathLike | None = None):
 
 
 def load_verifier(path: str | os.PathLike | None = None) -> OnnxBackend:
-    """A verifier from `digitrec train-verifier` (None: the shipped one)."""
+    """A verifier from `digitrec train-verifier` (None: the shipped one); its `threshold` is
+    the digit-likeness below which an image is not a digit."""
     path = shipped(DEFAULT_VERIFIER) if path is None else Path(path)
     if not path.is_file():
         raise ModelError(f"verifier {path} " + ("is not a file" if path.exists() else
                                                  "does not exist"))
     verifier = OnnxBackend.load(path)
-    if verifier.labels != VERIFIER_LABELS:
-        raise ModelError(f"{path} is not a verifier from `digitrec train-verifier`")
+    if verifier.labels != VERIFIER_LABELS or not isinstance(verifier.threshold, float):
+        raise ModelError(f"{path} is not a verifier from `digitrec train-verifier` (one from "
+                         f"before non-digits were refused must be trained again)")
     return verifier
 
 
@@ -198,39 +215,49 @@ class Predictor:
 
     def __init__(self, model: str | os.PathLike | None = None, top_k: int = 3,
                  min_confidence: float = 0.0, verifier: str | os.PathLike | None = None,
-                 reader: str | os.PathLike | None = None) -> None:
+                 reader: str | os.PathLike | None = None, force_digit: bool = False) -> None:
         if not 0.0 <= min_confidence <= 1.0:
             raise ValueError("min_confidence must be between 0 and 1")
         self.backend = load_backend(model)
         segment = str(reader) == SEGMENT
         self.reader = None if segment else load_reader(reader)  # None: cut numbers into digits
-        self.verifier = load_verifier(verifier) if segment or verifier else None
+        self.verifier = load_verifier(verifier)
+        self.force_digit = force_digit
         self.top_k = top_k
         self.min_confidence = min_confidence
 
-    def classify(self, digits: np.ndarray | list[np.ndarray]) -> list[Prediction]:
+    def classify(self, digits: np.ndarray | list[np.ndarray],
+                 refuse: bool = True) -> list[Prediction]:
         """Predictions for preprocessed digits ([N, 28, 28] in [0, 1], white on black), each
-        with the image it was given."""
+        with the image it was given; with `refuse` (and not `force_digit`), what the verifier
+        finds unlike a digit is answered "not_digit"."""
         if len(digits) == 0:
             return []
         batch = np.asarray(digits, dtype=np.float32)
-        answers = [self._answer(p) for p in self.backend.probabilities(batch)]
+        judged = [None] * len(batch) if self.force_digit or not refuse else \
+            [float(j) for j in digit_likeness(self.verifier.probabilities(batch))]
+        answers = [self._answer(p, is_digit=j)
+                   for p, j in zip(self.backend.probabilities(batch), judged, strict=True)]
         for answer, digit in zip(answers, batch, strict=True):
             answer.image = digit
         return answers
 
-    def _answer(self, probabilities: np.ndarray, confidence: float | None = None) -> Prediction:
+    def _answer(self, probabilities: np.ndarray, confidence: float | None = None,
+                is_digit: float | None = None) -> Prediction:
         """The answer for a digit's probabilities; `confidence` where it is not their top
-        probability (the reader's confidence in a digit it read)."""
+        probability (the reader's confidence in a digit it read); `is_digit`, the image's
+        digit-likeness, where the verifier was asked."""
         best = int(probabilities.argmax())
         confidence = float(probabilities[best]) if confidence is None else confidence
         ranked = np.argsort(-probabilities)[:self.top_k]
-        sure = confidence >= self.min_confidence
-        return Prediction(digit=best if sure else None, confidence=confidence,
-                          status="ok" if sure else "unknown",
-                          probabilities=[float(p) for p in probabilities],
+        refused = not self.force_digit and is_digit is not None and \
+            is_digit < self.verifier.threshold
+        status = "not_digit" if refused else "ok" if confidence >= self.min_confidence \
+            else "unknown"
+        return Prediction(digit=best if status == "ok" else None, confidence=confidence,
+                          status=status, probabilities=[float(p) for p in probabilities],
                           top_k=[{"digit": int(d), "probability": float(probabilities[d])}
-                                 for d in ranked])
+                                 for d in ranked], is_digit=is_digit)
 
     def _confidences(self, digits: list[np.ndarray]) -> list[float]:
         """How sure we are that each 28x28 piece of ink is a digit (judges where a number is
@@ -242,17 +269,33 @@ class Predictor:
         whole = self.verifier.probabilities(batch)[:, WHOLE]
         return [float(p) for p in read * whole]
 
+    def _marks(self, pieces: np.ndarray) -> np.ndarray:
+        """Which 28x28 pieces of ink are marks, not digits nor parts of digits: those the
+        verifier finds less like a digit than MARK_LIKENESS."""
+        return digit_likeness(self.verifier.probabilities(pieces)) < MARK_LIKENESS
+
     def predict(self, images: list[ImageSource]) -> list[Prediction]:
         """One prediction per image (each image holds one digit)."""
         prepared = [preprocess(image) for image in images]
         answers = iter(self.classify([p for p in prepared if p is not None]))
         return [next(answers) if p is not None else blank() for p in prepared]
 
-    def predict_number(self, image: ImageSource) -> NumberPrediction:
-        """Read a written number (one line of digits, any length)."""
+    def accept(self, answer: Prediction) -> Prediction:
+        """The answer as if the image had been forced to be a digit (the same answer where
+        it was not refused)."""
+        if answer.status != "not_digit":
+            return answer
+        forced = self._answer(np.asarray(answer.probabilities))
+        return replace(forced, box=answer.box, image=answer.image, is_digit=answer.is_digit)
+
+    def predict_number(self, image: ImageSource,
+                       force_digit: bool | None = None) -> NumberPrediction:
+        """Read a written number (one line of digits, any length); marks the verifier calls
+        non-digits are left out unless `force_digit` (default: the predictor's)."""
+        keep_marks = self.force_digit if force_digit is None else force_digit
         if self.reader is None:
-            return self._segmented_number(image)
-        line = line_of(image)
+            return self._segmented_number(image, keep_marks)
+        line = line_of(image, None if keep_marks else self._marks)
         if line is None:
             return NumberPrediction("", [])
         answers = []
@@ -263,10 +306,13 @@ class Predictor:
             answers.append(answer)
         return NumberPrediction(_number_of(answers), answers, line.input)
 
-    def _segmented_number(self, image: ImageSource) -> NumberPrediction:
+    def _segmented_number(self, image: ImageSource, keep_marks: bool) -> NumberPrediction:
         """Read a number by cutting its ink into digits and classifying each."""
-        segments = split_digits(ink_of(image), judge=self._confidences)
-        answers = self.classify([normalise_digit(s.ink) for s in segments])
+        ink = ink_of(image)
+        segments = split_digits(ink if keep_marks else without_marks(ink, self._marks),
+                                judge=self._confidences)
+        # the marks are out; what is left is read as digits, "?" where unsure
+        answers = self.classify([normalise_digit(s.ink) for s in segments], refuse=False)
         for answer, segment in zip(answers, segments, strict=True):
             answer.box = segment.box
         return NumberPrediction(_number_of(answers), answers)

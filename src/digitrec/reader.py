@@ -6,7 +6,8 @@ steps that can each be used and tested on their own:
 1. `field_box`: a black scanner margin at the edges of a scanned field is cut off.
 2. `preprocess.to_ink`: polarity and background removal: white ink on black. Then
    `clean_field`: ink running along nearly the whole field (ruled lines, printed frames) is
-   cleared.
+   cleared, and `without_marks` takes out the pieces of ink a judge (the verifier, see
+   `digitrec.verifier`) calls marks: scribbles, letters and shapes beside the digits.
 3. `writing_of`: the line of writing: what is left of ruled lines and frames (straight
    components much longer than the writing is tall) and strays above and below the line are
    dropped; its box holds the components large enough to be part of a digit.
@@ -23,6 +24,7 @@ keeps its column span, so it has a box in the image. numpy, Pillow and ONNX Runt
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,6 +34,7 @@ from .errors import ModelError
 from .preprocess import (
     ImageSource,
     connected_components,
+    normalise_digit,
     open_image,
     otsu_threshold,
     reduce,
@@ -55,6 +58,7 @@ LINE_LENGTH = 2.5  # and a line when this many times longer than the others are 
 BAND = 0.6  # components centred further than this many line heights off the line are not
 INPUT, OUTPUT = "line", "log_probs"  # tensor names in the exported ONNX file
 BATCH = 256  # lines per ONNX Runtime call
+MARK_ASPECT = 1.2  # only pieces of ink at most this many times wider than tall may be marks
 KIND = "number-reader"  # the card's `kind`, which tells a reader from a digit model
 
 
@@ -120,6 +124,31 @@ def clean_field(ink: np.ndarray) -> np.ndarray:
     lines = _long_runs(mask, int(LINE_FRACTION * mask.shape[0]))
     lines |= _long_runs(mask.T, int(LINE_FRACTION * mask.shape[1])).T
     return np.where(lines, 0, ink).astype(np.float32)
+
+
+MarkJudge = Callable[[np.ndarray], np.ndarray]  # [N, 28, 28] pieces of ink -> which are marks
+
+
+def without_marks(ink: np.ndarray, is_mark: MarkJudge) -> np.ndarray:
+    """The ink without the connected components that `is_mark` calls marks, each judged
+    normalised like a cut-out digit. Only pieces about as wide as one character are judged:
+    wider ones are joined-up writing (or lines, which the reader reads as nothing); specks too
+    small to normalise are kept."""
+    labels, count = connected_components(ink > 0)
+    if count == 0:
+        return ink
+    boxes = component_boxes(labels, count)
+    narrow = boxes[:, 2] - boxes[:, 0] <= MARK_ASPECT * (boxes[:, 3] - boxes[:, 1])
+    pieces, numbers = [], []
+    for number in np.flatnonzero(narrow) + 1:
+        digit = normalise_digit(np.where(labels == number, ink, 0))
+        if digit is not None:
+            pieces.append(digit)
+            numbers.append(number)
+    if not pieces:
+        return ink
+    marks = np.asarray(numbers)[is_mark(np.stack(pieces))]
+    return np.where(np.isin(labels, marks), 0, ink).astype(ink.dtype)
 
 
 def component_boxes(labels: np.ndarray, count: int) -> np.ndarray:
@@ -225,12 +254,14 @@ class Line:
         return int(x0), min(self.box[2], int(np.ceil(x1)))
 
 
-def line_of(source: ImageSource) -> Line | None:
-    """Steps 1-4 for any image; None when it holds no writing. The box is in the pixels of
-    the image reduced to the working size (`preprocess.reduce`), as digit boxes are."""
+def line_of(source: ImageSource, is_mark: MarkJudge | None = None) -> Line | None:
+    """Steps 1-4 for any image (marks taken out where `is_mark` is given); None when it holds
+    no writing. The box is in the pixels of the image reduced to the working size
+    (`preprocess.reduce`), as digit boxes are."""
     gray = reduce(to_gray(open_image(source)))
     fx0, fy0, fx1, fy1 = field_box(gray)
-    found = writing_of(clean_field(to_ink(gray[fy0:fy1, fx0:fx1])))
+    ink = clean_field(to_ink(gray[fy0:fy1, fx0:fx1]))
+    found = writing_of(ink if is_mark is None else without_marks(ink, is_mark))
     if found is None:
         return None
     ink, (x0, y0, x1, y1) = found

@@ -4,7 +4,8 @@
 Per run: accuracy with its 95% interval, per-class precision/recall/F1, confusion matrix,
 training curves, the most confident mistakes, calibration before and after the run's
 temperature, a robustness sweep, size and speed. Several runs are also compared side by side,
-with their ensemble.
+with their ensemble. For digit test sets, the verifier's refusal of non-digits: how many test
+digits it refuses against how many non-digits, over every threshold and at its own.
 """
 
 from __future__ import annotations
@@ -29,11 +30,16 @@ from .evaluate import (
     mistakes_by_confidence,
     predict_logits,
 )
+from .folders import DIGITS
+from .predict import digit_likeness, load_verifier
+from .preprocess import normalise_digit
+from .rejection import held_out_nondigits, refusal
 from .robustness import robustness_sweep
 
 SPEED_BATCH = 256
 SPEED_SECONDS = 1.0
 TOP_K = 3
+REPORT_NONDIGITS, REPORT_SEED = 2000, 7  # the non-digits a report refuses (seed: not training's)
 
 
 def inference_speed(model: torch.nn.Module, images: torch.Tensor,
@@ -139,6 +145,17 @@ def run_section(run_dir: Path, name: str, images: np.ndarray, labels: np.ndarray
     return section, probabilities
 
 
+def rejection_section(verifier_path, images: np.ndarray) -> dict:
+    """How the verifier refuses: the test digits (normalised as the predictor normalises an
+    image) against non-digits it has not learnt from, at its threshold and over all."""
+    verifier = load_verifier(verifier_path)
+    digits = np.stack([normalise_digit(d / np.float32(255)) for d in images])
+    others = held_out_nondigits(REPORT_NONDIGITS, REPORT_SEED)
+    section = refusal(digit_likeness(verifier.probabilities(digits)),
+                      digit_likeness(verifier.probabilities(others)), verifier.threshold)
+    return {"verifier": str(verifier_path or "shipped"), **section}
+
+
 def ensemble_section(probabilities: list[np.ndarray], labels: np.ndarray, classes) -> dict:
     """Accuracy and calibration of the runs' mean probabilities (each run's with its own
     temperature, where it has one)."""
@@ -150,10 +167,11 @@ def ensemble_section(probabilities: list[np.ndarray], labels: np.ndarray, classe
 
 def build_report(run_dirs: list, out_dir, data_dir=None, dataset: str | None = None,
                  robustness_images: int | None = None, misclassified: int = 48,
-                 folders: list | None = None, warn=None) -> dict:
+                 folders: list | None = None, warn=None, verifier=None) -> dict:
     """Evaluate runs on a test set and write `report.json` and `report.html` into `out_dir`;
     returns the report. `robustness_images` limits the sweep to the first N test images;
-    each image folder in `folders` is evaluated per run as a source of its own."""
+    each image folder in `folders` is evaluated per run as a source of its own; `verifier`
+    (None: the shipped one) is measured on digit test sets."""
     from .report_html import write_html
 
     if robustness_images is not None and robustness_images < 1:
@@ -174,6 +192,8 @@ def build_report(run_dirs: list, out_dir, data_dir=None, dataset: str | None = N
               "runs": list(sections)}
     if len(sections) > 1:
         report["ensemble"] = ensemble_section(list(probabilities), labels, classes)
+    if tuple(classes) == DIGITS:
+        report["rejection"] = rejection_section(verifier, images)
     out_dir = Path(out_dir)
     write_json(out_dir / "report.json", report)
     write_html(out_dir / "report.html", report, images)

@@ -16,6 +16,7 @@ from .plots import (
     confusion_figure,
     curves_figure,
     png_bytes,
+    refusal_figure,
     reliability_figure,
     robustness_figure,
 )
@@ -190,6 +191,21 @@ def sources_html(run: dict, classes: list[str]) -> str:
     return "\n".join(parts)
 
 
+def rejection_html(rejection: dict) -> str:
+    """The verifier's refusals: both rates at its threshold, the curve and a few thresholds."""
+    rows = [[f"{c['threshold']:.3f}", percent(c["digits_refused"]), percent(c["others_refused"])]
+            for c in rejection["curve"][::4]]
+    return "\n".join([
+        "<h2>Refusing non-digits</h2>",
+        f"<p>Verifier <code>{escape(rejection['verifier'])}</code>, threshold "
+        f"{rejection['threshold']:.3f} (chosen on held-out training digits): it refuses "
+        f"{percent(rejection['digits_refused'])} of the {rejection['digits']} test digits and "
+        f"{percent(rejection['others_refused'])} of {rejection['others']} non-digits it never "
+        "learnt from (letters and signs printed in other fonts, drawn shapes and scribbles).</p>",
+        plot(refusal_figure(rejection["curve"], rejection["threshold"]), "refusal curve"),
+        table(["threshold", "digits refused", "non-digits refused"], rows)])
+
+
 def render(report: dict, images: np.ndarray) -> str:
     """The whole page."""
     runs = report["runs"]
@@ -204,6 +220,8 @@ def render(report: dict, images: np.ndarray) -> str:
     for run in runs:
         wrong = sum(sum(row) - row[i] for i, row in enumerate(run["confusion_matrix"]))
         body.append(run_html(run, report["classes"], images, wrong))
+    if "rejection" in report:
+        body.append(rejection_html(report["rejection"]))
     content = "\n".join(body)
     return ('<!DOCTYPE html>\n<html xmlns="http://www.w3.org/1999/xhtml" lang="en"><head>'
             f'<meta charset="utf-8"/><title>{escape(title)}</title><style>{STYLE}</style>'

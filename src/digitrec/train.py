@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from . import __version__
 from .augment import Augmentation, augment
-from .calibration import fit_temperature, negative_log_likelihood
+from .calibration import fit_temperature, negative_log_likelihood, reliability, softmax
 from .checkpoint import (
     CARD,
     METRICS,
@@ -580,7 +580,9 @@ def calibrate(model, data: Tensors) -> dict | None:
         return None
     return {"temperature": temperature, "fitted_on": "held-out images", "images": len(labels),
             "nll_before": negative_log_likelihood(logits, labels),
-            "nll_after": negative_log_likelihood(logits, labels, temperature)}
+            "nll_after": negative_log_likelihood(logits, labels, temperature),
+            "ece_before": reliability(softmax(logits), labels)["ece"],
+            "ece_after": reliability(softmax(logits, temperature), labels)["ece"]}
 
 
 def _check_new_run_dir(run_dir: Path) -> None:

@@ -1,13 +1,23 @@
-"""Is a piece of ink one whole digit? The small classifier that judges where a number is cut.
+"""Is a piece of ink one whole digit? The small classifier that judges cuts and refuses non-digits.
 
-The digit classifier alone is a poor judge of cuts: it has only ever seen whole digits, so it
-reads two touching digits ("13") as one ("8") with high confidence. The verifier is the `fast`
-CNN with two outputs, trained on MNIST digits (whole) against what a wrong cut produces
-(pieces): two touching or overlapping digits, part of a digit, and a digit with part of its
-neighbour, each normalised the way a cut-out digit is (`preprocess.normalise_digit`).
-`Predictor.predict_number` multiplies the classifier's confidence in a cut-out digit by the
-verifier's probability that it is one whole digit. `digitrec train-verifier` trains one in
-about 50 s on 2 CPU cores; the package ships one (`assets/digit-verifier.onnx`).
+The digit classifier alone is a poor judge: it has only ever seen digits, so it reads two
+touching digits ("13") as one ("8"), and a letter A or a smiley as a digit, with high confidence.
+The verifier is the `fast` CNN with three outputs (VERIFIER_LABELS):
+- **digit**: one whole digit (MNIST and any `--add-data` folders of real digits);
+- **pieces**: what a wrong cut produces: two touching or overlapping digits, part of a digit,
+  a digit with part of its neighbour;
+- **other**: not a digit at all: printed letters and signs, drawn shapes and scribbles
+  (`digitrec.nondigits`) and Fashion-MNIST's clothes.
+
+Every example is normalised the way a cut-out digit is (`preprocess.normalise_digit`), some
+are photographed first and read back through `preprocess` (`photographed`), and all are
+augmented as `digitrec train` augments. One decision is used everywhere: an image whose
+digit-likeness (`predict.digit_likeness`: all but the probability of "other") is below the
+threshold is not a digit. The threshold is chosen so that at most `rejection.MAX_REFUSED` of
+held-out real digits are refused, and stored in the file's metadata. `Predictor.predict`
+answers such an image "not_digit", `Predictor.predict_number` takes such pieces out of a
+number before reading it; cutting a number into digits uses the probability of "digit".
+The package ships one (`assets/digit-verifier.onnx`); `digitrec train-verifier` trains another.
 """
 
 from __future__ import annotations
@@ -16,24 +26,36 @@ import math
 import os
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from . import __version__
+from .augment import Augmentation, augment
 from .checkpoint import write_bytes
 from .data import load_split
 from .export import to_onnx, with_metadata
+from .folders import holdout_mask, load_folder
 from .models import create_model
-from .predict import VERIFIER_LABELS, OnnxBackend
-from .preprocess import normalise_digit
+from .nondigits import font_files, nondigits
+from .photos import photograph
+from .predict import OTHER, VERIFIER_LABELS, WHOLE, OnnxBackend, digit_likeness
+from .preprocess import normalise_digit, preprocess
+from .rejection import TRAIN_FONTS, choose_threshold, held_out_nondigits, refusal
 from .train import SCHEDULES
 
 INK = 30  # a column with a value above this (of 255) holds ink
 MIN_HALVED = 8  # digits narrower than this (a 1) are not halved: each half looks like a 1
-BATCH_SIZE, LR = 128, 2e-3
+BATCH_SIZE, LR, WIDTH = 128, 2e-3, 32
+AUGMENTATION = Augmentation(rotate=10, scale=0.1, shear=10, translate=1.5, thickness=0.5)
+CLOTHES_SHARE = 0.2  # of the non-digits, Fashion-MNIST images
+FOLDER_WEIGHT = 2  # how many times each training image of a digit folder is in the pool
+HELD_OUT_MNIST, HELD_OUT_CLOTHES = 5000, 2000  # training images kept out to measure on
+HELD_OUT_OTHERS, HELD_OUT_PIECES, HELD_OUT_PHOTOS = 3000, 5000, 1500
 
 
 def _crop(digit: np.ndarray) -> np.ndarray:
@@ -71,26 +93,76 @@ def piece(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return line[:, int(rng.uniform(0.3, 0.7) * left.shape[1]):]  # the end of the left one
 
 
-def examples(images: np.ndarray, count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """`count` whole digits and `count` pieces made from uint8 MNIST `images`, normalised like
-    cut-out digits: float32 [2 * count, 28, 28] and labels (1 = one whole digit)."""
-    rng = np.random.default_rng(seed)
-    whole = [normalise_digit(images[i] / np.float32(255))
-             for i in rng.integers(len(images), size=count)]
+def digits_of(images: np.ndarray) -> np.ndarray:
+    """uint8 MNIST-style digits normalised as cut-out digits are: float32 [N, 28, 28]."""
+    return np.stack([normalise_digit(d / np.float32(255)) for d in images]).astype(np.float32)
+
+
+def pieces_of(images: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
+    """`count` pieces (what wrong cuts leave) made from uint8 digits, normalised."""
     pieces: list[np.ndarray] = []
     while len(pieces) < count:
         normalised = normalise_digit(piece(images, rng) / np.float32(255))
         if normalised is not None:  # a sliver too small to be read is no example
             pieces.append(normalised)
-    labels = np.repeat(np.array([1, 0], dtype=np.int64), count)
-    return np.stack(whole + pieces).astype(np.float32), labels
+    return np.stack(pieces).astype(np.float32) if pieces else np.zeros((0, 28, 28), np.float32)
+
+
+def others_of(count: int, seed: int, fonts: list[Path], clothes: np.ndarray) -> np.ndarray:
+    """`count` things that are not digits, normalised: letters, signs and drawn shapes
+    (`nondigits`), and one in CLOTHES_SHARE of them a Fashion-MNIST image from `clothes`."""
+    rng = np.random.default_rng(seed)
+    worn = min(len(clothes), int(count * CLOTHES_SHARE))
+    rendered = (normalise_digit(ink) for ink in nondigits(count - worn, seed, fonts))
+    found = [r for r in rendered if r is not None]
+    if worn:
+        found += list(digits_of(clothes[rng.choice(len(clothes), worn, replace=False)]))
+    return np.stack(found).astype(np.float32) if found else np.zeros((0, 28, 28), np.float32)
+
+
+def cut_examples(digits: np.ndarray, count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """`count` pieces and `count` whole digits made from uint8 `digits`, normalised: float32
+    [2 * count, 28, 28] and labels (indices into VERIFIER_LABELS)."""
+    rng = np.random.default_rng(seed)
+    whole = digits_of(digits[rng.integers(len(digits), size=count)])
+    return (np.concatenate([pieces_of(digits, count, rng), whole]),
+            np.repeat(np.arange(2), count))
+
+
+def photographed(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """28x28 inks (float in [0, 1] or uint8) as photos or scans at 2-5x (page colour, uneven
+    light, blur, JPEG; `photos.photograph`), read back through `preprocess` as a user's
+    photo is read."""
+    found = []
+    for ink in images:
+        scale = int(rng.integers(2, 6))
+        pixels = ink if ink.dtype == np.uint8 else (ink * 255).round().astype(np.uint8)
+        image = Image.fromarray(pixels).resize((28 * scale, 28 * scale), Image.BICUBIC)
+        digit = preprocess(photograph(image, scale, rng))
+        if digit is not None:
+            found.append(digit)
+    return np.stack(found).astype(np.float32) if found else np.zeros((0, 28, 28), np.float32)
+
+
+def examples(digits: np.ndarray, others: np.ndarray, count: int, seed: int,
+             photos: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """`cut_examples`, `photos` whole digits and as many of the normalised `others`
+    photographed, and the `others` (labelled "other")."""
+    x, y = cut_examples(digits, count, seed)
+    rng = np.random.default_rng(seed + 1)
+    whole = photographed(digits[rng.integers(len(digits), size=photos)], rng)
+    others = np.concatenate([others, photographed(others[rng.integers(len(others), size=photos)],
+                                                  rng)])
+    return (np.concatenate([x, whole, others]),
+            np.concatenate([y, np.full(len(whole), WHOLE),
+                            np.full(len(others), VERIFIER_LABELS.index("other"))]))
 
 
 def fit(x: np.ndarray, y: np.ndarray, epochs: int, seed: int,
         batch_size: int = BATCH_SIZE, lr: float = LR) -> torch.nn.Module:
     """Train the verifier network (Adam, cosine-decayed learning rate)."""
     torch.manual_seed(seed)
-    model = create_model("fast", num_classes=len(VERIFIER_LABELS))
+    model = create_model("fast", num_classes=len(VERIFIER_LABELS), width=WIDTH)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     images, labels = torch.from_numpy(x)[:, None], torch.from_numpy(y)
     steps, step = epochs * math.ceil(len(x) / batch_size), 0
@@ -99,7 +171,7 @@ def fit(x: np.ndarray, y: np.ndarray, epochs: int, seed: int,
         for batch in torch.randperm(len(x)).split(batch_size):
             for group in optimizer.param_groups:
                 group["lr"] = lr * SCHEDULES["cosine"](step / steps)
-            loss = F.cross_entropy(model(images[batch]), labels[batch])
+            loss = F.cross_entropy(model(augment(images[batch], AUGMENTATION)), labels[batch])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -107,26 +179,82 @@ def fit(x: np.ndarray, y: np.ndarray, epochs: int, seed: int,
     return model.eval()
 
 
+@dataclass
+class Digits:
+    """Real digits to learn from and to choose the threshold on: uint8 [N, 28, 28] each, and
+    where they come from (name, images used for training, images held out)."""
+
+    train: np.ndarray
+    held_out: np.ndarray
+    sources: list[dict]
+
+
+def real_digits(data_dir: str | os.PathLike | None, folders: list[str | os.PathLike],
+                holdout: float, seed: int) -> Digits:
+    """MNIST training digits (HELD_OUT_MNIST of them held out) and digit folders (read
+    through `preprocess`, held out by writer where names give writers, as `digitrec train`
+    holds them out; each training image FOLDER_WEIGHT times, so that real writers weigh about
+    as much as MNIST)."""
+    mnist = load_split("mnist", "train", data_dir)[0]
+    order = np.random.default_rng(seed).permutation(len(mnist))
+    train, held = [mnist[order[HELD_OUT_MNIST:]]], [mnist[order[:HELD_OUT_MNIST]]]
+    sources = [{"name": "mnist", "train_images": len(train[0]), "val_images": len(held[0])}]
+    for folder in folders:
+        data = load_folder(folder)
+        mask = holdout_mask(data, holdout)
+        train.append(np.tile(data.images[~mask], (FOLDER_WEIGHT, 1, 1)))
+        held.append(data.images[mask])
+        sources.append({"name": data.name, "fingerprint": data.fingerprint,
+                        "train_images": int((~mask).sum()), "val_images": int(mask.sum()),
+                        "weight": FOLDER_WEIGHT})
+    return Digits(np.concatenate(train), np.concatenate(held), sources)
+
+
 def train_verifier(out: str | Path, data_dir: str | os.PathLike | None = None,
-                   count: int = 60_000, epochs: int = 3,
-                   seed: int = 0, log: Callable[[str], None] = print) -> dict:
-    """Train a verifier on pieces of MNIST training digits, measure it on pieces of test digits
-    it has never seen, and write it as ONNX to `out`. Returns what was measured."""
+                   count: int = 40_000, others: int = 60_000, photos: int = 10_000,
+                   epochs: int = 8, add_data: list[str | os.PathLike] | tuple = (),
+                   holdout: float = 0.15, seed: int = 0,
+                   log: Callable[[str], None] = print) -> dict:
+    """Train a verifier on whole digits, pieces of digits and things that are not digits
+    (`photos` of each photographed too); choose its threshold on held-out digits and measure
+    it on held-out non-digits (other fonts, other drawings, other clothes); write it as ONNX
+    to `out`. Returns what was measured."""
     start = time.perf_counter()
-    x, y = examples(load_split("mnist", "train", data_dir)[0], count, seed)
-    log(f"training the verifier on {len(x)} examples ({count} whole digits, {count} pieces)")
+    digits = real_digits(data_dir, list(add_data), holdout, seed)
+    clothes = load_split("fashion-mnist", "train", data_dir)[0]
+    fonts = font_files(TRAIN_FONTS)
+    x, y = examples(digits.train, others_of(others, seed, fonts, clothes[HELD_OUT_CLOTHES:]),
+                    count, seed, photos)
+    log(f"training the verifier on {len(x)} examples: {(y == WHOLE).sum()} whole digits of "
+        f"{len(digits.sources)} sources, {count} pieces, {(y == OTHER).sum()} non-digits "
+        f"({photos} each photographed)")
     model = fit(x, y, epochs, seed)
     model_bytes = to_onnx(model)
-    test_x, test_y = examples(load_split("mnist", "test", data_dir)[0], 5_000, seed + 1)
     runtime = OnnxBackend.from_bytes(model_bytes)
-    accuracy = float((runtime.logits(test_x[:, None]).argmax(1) == test_y).mean())
-    report = {"path": str(out), "architecture": "fast", "examples": len(x), "epochs": epochs,
-              "batch_size": BATCH_SIZE, "lr": LR, "seed": seed,
-              "test_examples": len(test_x), "test_accuracy": accuracy,
-              "train_seconds": round(time.perf_counter() - start, 1)}
+    rng = np.random.default_rng(seed + 2)
+    held_digits = np.concatenate([digits_of(digits.held_out),
+                                  photographed(digits.held_out[:HELD_OUT_PHOTOS], rng)])
+    rendered = held_out_nondigits(HELD_OUT_OTHERS, seed + 1)
+    held_others = np.concatenate([rendered, photographed(rendered[:HELD_OUT_PHOTOS], rng),
+                                  digits_of(clothes[:HELD_OUT_CLOTHES])])
+    test_x, test_y = cut_examples(digits.held_out, HELD_OUT_PIECES, seed + 1)
+    cut_accuracy = float((runtime.logits(test_x[:, None])[:, :2].argmax(1) == test_y).mean())
+    digit_scores = digit_likeness(runtime.probabilities(held_digits))
+    threshold = choose_threshold(digit_scores)
+    rejection = refusal(digit_scores, digit_likeness(runtime.probabilities(held_others)),
+                        threshold)
+    report = {"path": str(out), "architecture": "fast", "width": WIDTH, "examples": len(x),
+              "photos": photos, "epochs": epochs, "batch_size": BATCH_SIZE, "lr": LR,
+              "seed": seed, "sources": digits.sources,
+              "holdout": holdout, "train_fonts": [f.name for f in fonts],
+              "test_examples": len(test_x), "test_accuracy": cut_accuracy,
+              "rejection": rejection, "train_seconds": round(time.perf_counter() - start, 1)}
     metadata = {"digitrec_version": __version__, "labels": VERIFIER_LABELS, "verifier": report,
-                "test_accuracy": accuracy}
+                "threshold": threshold, "test_accuracy": cut_accuracy}
     write_bytes(out, with_metadata(model_bytes, metadata))
-    log(f"wrote {out}: tells whole digits from pieces in {accuracy:.2%} of "
-        f"{len(test_x)} unseen examples ({report['train_seconds']} s)")
+    log(f"wrote {out}: tells whole digits from pieces in {cut_accuracy:.2%} of "
+        f"{len(test_x)} held-out examples; threshold {threshold:.3f} refuses "
+        f"{rejection['digits_refused']:.2%} of {len(held_digits)} held-out digits and "
+        f"{rejection['others_refused']:.2%} of {len(held_others)} held-out non-digits (other "
+        f"fonts, drawings and clothes) ({report['train_seconds']} s)")
     return report

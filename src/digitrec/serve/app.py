@@ -203,6 +203,15 @@ def image_error(error: ImageDecodeError) -> ApiError:
 
 # ----------------------------------------------------------------------------- the service
 
+@dataclass(frozen=True)
+class Options:
+    """How a request wants its images read (its query parameters)."""
+
+    multi: bool = False  # a written number instead of one digit
+    preprocessed: bool = False  # add the 28x28 image the model saw
+    force_digit: bool = False  # a digit even for what does not look like one
+
+
 class Service:
     """The predictor and batcher behind the routes."""
 
@@ -237,28 +246,30 @@ class Service:
         except Exception as e:  # a bug, not the input's fault: a logged 500 for this image only
             return e
 
-    async def answer(self, item: Item, multi: bool, preprocessed: bool) -> dict:
+    async def answer(self, item: Item, options: Options) -> dict:
         """The prediction for one item, as a JSON-ready dict."""
-        if multi:
+        if options.multi:
             if isinstance(item, np.ndarray):
                 raise ApiError(422, "multi reads a number from an image; pixels are one 28x28 digit")
             try:
-                return (await asyncio.to_thread(self.predictor.predict_number, item)).to_dict()
+                return (await asyncio.to_thread(self.predictor.predict_number, item,
+                                                options.force_digit)).to_dict()
             except ImageDecodeError as e:
                 raise image_error(e) from None
         # a large image would hold up everyone in its batch: it is read on its own
         large = isinstance(item, bytes) and pixel_count(item) > BATCH_PIXELS
         result: Prediction = await (self.batcher.run_alone(item) if large
                                     else self.batcher.submit(item))
+        if options.force_digit:
+            result = self.predictor.accept(result)
         out = result.to_dict()
-        if preprocessed and result.image is not None:
+        if options.preprocessed and result.image is not None:
             out["preprocessed"] = np.round(result.image, 3).tolist()
         return out
 
-    async def answer_in_time(self, item: Item, multi: bool, preprocessed: bool) -> dict:
+    async def answer_in_time(self, item: Item, options: Options) -> dict:
         try:
-            return await asyncio.wait_for(self.answer(item, multi, preprocessed),
-                                          self.config.timeout_s)
+            return await asyncio.wait_for(self.answer(item, options), self.config.timeout_s)
         except asyncio.TimeoutError:
             raise ApiError(503, f"no answer within {self.config.timeout_s:g} s; try again") from None
 
@@ -370,20 +381,24 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
         return FileResponse(STATIC / "index.html")
 
     @app.post("/v1/predict", openapi_extra=REQUEST_BODY)
-    async def predict(request: Request, multi: bool = False,
-                      preprocessed: bool = False) -> JSONResponse:
+    async def predict(request: Request, multi: bool = False, preprocessed: bool = False,
+                      force_digit: bool = False) -> JSONResponse:
         """Recognise one image: the digit, its confidence, the ten probabilities and the top k
-        (`multi=true`: the written number, digit by digit). `preprocessed=true` adds the 28x28
-        image the model saw."""
+        (`multi=true`: the written number, digit by digit). What does not look like a digit
+        is answered `"status": "not_digit"` with the best guess in `top_k`, unless
+        `force_digit=true`. `preprocessed=true` adds the 28x28 image the model saw."""
         item = (await parse_items(request, config, many=False))[0]
+        options = Options(multi, preprocessed, force_digit)
         # a plain JSON response: FastAPI would re-encode the finished dict value by value
-        return JSONResponse(await service.answer_in_time(item, multi, preprocessed))
+        return JSONResponse(await service.answer_in_time(item, options))
 
     @app.post("/v1/predict/batch", openapi_extra=BATCH_BODY)
-    async def predict_batch(request: Request, multi: bool = False) -> JSONResponse:
+    async def predict_batch(request: Request, multi: bool = False,
+                            force_digit: bool = False) -> JSONResponse:
         """Recognise several images; each result is an answer or {"error": ...}."""
         items = await parse_items(request, config, many=True)
-        answers = await asyncio.gather(*(service.answer_in_time(item, multi, False) for item in items),
+        options = Options(multi, False, force_digit)
+        answers = await asyncio.gather(*(service.answer_in_time(item, options) for item in items),
                                        return_exceptions=True)
         results = []
         for answer in answers:

@@ -117,6 +117,7 @@ function finish(status) {
 }
 
 function showIdle(status) {
+  $("digit").classList.remove("refused");
   $("digit").textContent = "–";
   $("confidence").textContent = "";
   renderBars([]);
@@ -129,14 +130,23 @@ function showDigit(result) {
     showIdle("No ink found.");
     return;
   }
-  $("digit").textContent = result.digit === null ? "?" : String(result.digit);
-  $("confidence").textContent = `${(100 * result.confidence).toFixed(1)}%`;
   renderBars(result.probabilities);
   renderSeen(result.preprocessed || null);
+  $("digit").classList.toggle("refused", result.status === "not_digit");
+  if (result.status === "not_digit") {
+    const guess = result.top_k[0];
+    $("digit").textContent = "not a digit";
+    $("confidence").textContent = `best guess ${guess.digit} (${(100 * guess.probability).toFixed(0)}%)`;
+    finish("That does not look like a digit.");
+    return;
+  }
+  $("digit").textContent = result.digit === null ? "?" : String(result.digit);
+  $("confidence").textContent = `${(100 * result.confidence).toFixed(1)}%`;
   finish(result.status === "ok" ? "Recognised." : "Not sure.");
 }
 
 function showNumber(result) {
+  $("digit").classList.remove("refused");
   $("digit").textContent = result.number || "–";
   $("confidence").textContent = result.digits.length ? `${(100 * result.confidence).toFixed(1)}%` : "";
   renderBars([]);

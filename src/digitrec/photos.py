@@ -1,4 +1,6 @@
-"""Realistic test images made from real MNIST digits: photos, scans and drawings of them."""
+"""Realistic images made from MNIST-style ink: photos and scans of digits and numbers, on
+coloured, unevenly lit pages, blurred and JPEG-compressed. Tests and benchmarks read them as
+a user's photos would be read; the verifier learns from them too. numpy and Pillow only."""
 
 from __future__ import annotations
 
@@ -41,7 +43,7 @@ def _finish(rgb: np.ndarray, scale: int, rng: np.random.Generator) -> Image.Imag
     return Image.open(io.BytesIO(buffer.getvalue()))
 
 
-def _compose(ink: Image.Image, scale: int, rng: np.random.Generator) -> Image.Image:
+def photograph(ink: Image.Image, scale: int, rng: np.random.Generator) -> Image.Image:
     """Put white-on-black ink on a random page, at a random place, in either polarity."""
     ink = _stroke(ink, scale, rng)
     w, h = ink.size
@@ -60,7 +62,7 @@ def render_digit(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
     """A 28x28 MNIST digit as a photo/scan: upscaled 4-12x, placed, coloured, blurred, JPEG."""
     scale = int(rng.integers(4, 13))
     ink = Image.fromarray(digit).resize((28 * scale, 28 * scale), Image.BICUBIC)
-    return _compose(ink, scale, rng)
+    return photograph(ink, scale, rng)
 
 
 def compose_number(digits: list[np.ndarray], rng: np.random.Generator,
@@ -102,4 +104,4 @@ def render_number(digits: list[np.ndarray], rng: np.random.Generator,
     scale = int(rng.integers(3, 7))
     ink = Image.fromarray(line).resize((line.shape[1] * scale, line.shape[0] * scale),
                                        Image.BICUBIC)
-    return _compose(ink, scale, rng)
+    return photograph(ink, scale, rng)

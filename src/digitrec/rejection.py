@@ -1,0 +1,43 @@
+"""Refusing what is not a digit: the threshold, its curve, and the non-digits it is measured on.
+
+The verifier (`digitrec.verifier`) gives every piece of ink a digit-likeness in [0, 1]; an
+image below the threshold is answered "not a digit". The threshold trades the two errors, so
+both are always reported together: the part of real digits refused, and the part of
+non-digits refused, over every threshold (the curve) and at the chosen one. The threshold is
+chosen on held-out training digits only; non-digits to measure on are printed in fonts the
+verifier never learnt from (HELD_OUT_FONTS) and drawn with other random strokes. numpy only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .nondigits import font_files, nondigits
+from .preprocess import normalise_digit
+
+MAX_REFUSED = 0.004  # the threshold refuses at most this part of the held-out digits
+CURVE = np.round(np.linspace(0.0, 1.0, 41), 3)  # thresholds of the refusal curve
+TRAIN_FONTS, HELD_OUT_FONTS = ("DejaVu", "cm"), ("STIXGeneral",)  # see nondigits.font_files
+
+
+def choose_threshold(digit_scores: np.ndarray, most_refused: float = MAX_REFUSED) -> float:
+    """The highest threshold that refuses at most `most_refused` of the held-out digits."""
+    return float(np.quantile(digit_scores, most_refused, method="lower"))
+
+
+def refusal(digit_scores: np.ndarray, other_scores: np.ndarray, threshold: float) -> dict:
+    """Both error rates at `threshold`, and over the thresholds of CURVE (a score below the
+    threshold is refused)."""
+    def rates(t: float) -> dict:
+        return {"threshold": float(t), "digits_refused": float((digit_scores < t).mean()),
+                "others_refused": float((other_scores < t).mean())}
+
+    return {**rates(threshold), "digits": len(digit_scores), "others": len(other_scores),
+            "curve": [rates(t) for t in CURVE]}
+
+
+def held_out_nondigits(count: int, seed: int) -> np.ndarray:
+    """`count` non-digits the verifier has not seen, normalised as cut-out digits: half
+    printed in HELD_OUT_FONTS, half drawn with strokes of a seed training does not use."""
+    found = [normalise_digit(ink) for ink in nondigits(count, seed, font_files(HELD_OUT_FONTS))]
+    return np.stack([f for f in found if f is not None]).astype(np.float32)
