@@ -21,6 +21,7 @@ from digitrec.nondigits import LETTERS, drawn, drawn_kinds, font_files, nondigit
 from digitrec.photos import compose_number, photograph, render_digit
 from digitrec.predict import Predictor, load_verifier, shipped
 from digitrec.preprocess import normalise_digit
+from digitrec.reader import without_marks
 from digitrec.rejection import HELD_OUT_FONTS, TRAIN_FONTS, choose_threshold, refusal
 from digitrec.serve import ServeConfig, create_app
 
@@ -74,7 +75,8 @@ def test_nondigits_are_reproducible_varied_and_not_digit_lookalikes():
 
 def test_refusal_rates_and_threshold():
     digits, others = np.array([0.9, 0.95, 0.99, 0.2]), np.array([0.01, 0.05, 0.5, 0.97])
-    assert choose_threshold(digits, 0.25) == 0.2  # refuses at most a quarter of the digits
+    assert choose_threshold(digits, 0.25) == 0.9  # the highest that refuses a quarter at most
+    assert choose_threshold(digits, 0.0) == 0.2  # refuses none
     rates = refusal(digits, others, 0.3)
     assert rates["digits_refused"] == 0.25 and rates["others_refused"] == 0.5
     refused = [c["others_refused"] for c in rates["curve"]]
@@ -104,7 +106,7 @@ def test_forcing_a_digit(predictor, nondigit_images):
     refused = predictor.predict([letters[index]])[0]
     forced = Predictor(force_digit=True).predict([letters[index]])[0]
     assert forced.status == "ok" and forced.digit == refused.top_k[0]["digit"]
-    assert forced.is_digit is None  # the verifier is not asked
+    assert forced.is_digit == refused.is_digit  # judged all the same
     accepted = predictor.accept(refused)
     assert accepted.status == "ok" and accepted.digit == forced.digit
     assert accepted.is_digit == refused.is_digit
@@ -145,12 +147,29 @@ def number_with_a_mark(mnist_test, mark: np.ndarray) -> tuple[Image.Image, str]:
     return photograph(ink, scale, np.random.default_rng(2)), "".join(map(str, labels[:3]))
 
 
+def test_without_marks_takes_out_the_pieces_the_judge_calls_marks():
+    ink = np.zeros((40, 120), np.float32)
+    ink[5:35, 5:25] = 1.0  # a square piece the judge calls a mark
+    ink[5:35, 40:55] = 0.5  # a square piece it does not
+    ink[20:24, 60:115] = 1.0  # a wide stroke: joined-up writing or a line, never judged
+    ink[2, 100] = 1.0  # a speck too small to judge
+    judged = []
+
+    def judge(pieces: np.ndarray) -> np.ndarray:
+        judged.append(len(pieces))
+        return pieces.max(axis=(1, 2)) > 0.9
+
+    kept = without_marks(ink, judge)
+    assert judged == [2]
+    assert not kept[:, :30].any() and np.array_equal(kept[:, 30:], ink[:, 30:])
+
+
 @pytest.mark.parametrize("kind", ["star", "smiley", "scribble"])
 def test_a_mark_beside_a_number_is_left_out(predictor, mnist_test, kind: str):
     mark = drawn(kind, np.random.default_rng(8))
     image, number = number_with_a_mark(mnist_test, mark)
-    read = predictor.predict_number(image)
-    assert read.number == number
+    assert predictor.predict_number(image).number == number
+    assert predictor.predict_number(image, force_digit=True).number != number  # read as a digit
     assert Predictor(reader="segment").predict_number(image).number == number
 
 

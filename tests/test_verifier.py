@@ -77,7 +77,7 @@ def test_a_verifier_and_a_digit_model_are_not_mixed_up(tmp_path: Path):
     assert load_verifier(shipped("digit-verifier.onnx")).labels == ["pieces", "digit", "other"]
     with pytest.raises(ModelError, match="is not a verifier"):
         load_verifier(default_model())
-    with pytest.raises(ModelError, match="is a cut verifier, not a digit model"):
+    with pytest.raises(ModelError, match="is a verifier, not a digit model"):
         load_backend(shipped("digit-verifier.onnx"))
     with pytest.raises(ModelError, match="does not exist"):
         load_verifier(tmp_path / "missing.onnx")

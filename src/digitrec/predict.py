@@ -182,8 +182,8 @@ def load_backend(model: str | os.PathLike | None = None):
     if not path.exists():
         raise ModelError(f"model {path} does not exist")
     backend = OnnxBackend.load(path)
-    if backend.labels == VERIFIER_LABELS:
-        raise ModelError(f"{path} is a cut verifier, not a digit model: give it as --verifier")
+    if "verifier" in backend.metadata:
+        raise ModelError(f"{path} is a verifier, not a digit model: give it as --verifier")
     return backend
 
 
@@ -229,13 +229,13 @@ class Predictor:
     def classify(self, digits: np.ndarray | list[np.ndarray],
                  refuse: bool = True) -> list[Prediction]:
         """Predictions for preprocessed digits ([N, 28, 28] in [0, 1], white on black), each
-        with the image it was given; with `refuse` (and not `force_digit`), what the verifier
-        finds unlike a digit is answered "not_digit"."""
+        with the image it was given and, with `refuse`, its digit-likeness: what the verifier
+        finds unlike a digit is answered "not_digit" (unless `force_digit`)."""
         if len(digits) == 0:
             return []
         batch = np.asarray(digits, dtype=np.float32)
-        judged = [None] * len(batch) if self.force_digit or not refuse else \
-            [float(j) for j in digit_likeness(self.verifier.probabilities(batch))]
+        judged = [float(j) for j in digit_likeness(self.verifier.probabilities(batch))] \
+            if refuse else [None] * len(batch)
         answers = [self._answer(p, is_digit=j)
                    for p, j in zip(self.backend.probabilities(batch), judged, strict=True)]
         for answer, digit in zip(answers, batch, strict=True):

@@ -437,7 +437,7 @@ def split_digits(ink: np.ndarray, judge: Judge | None = None) -> list[Segment]:
     heights (a broken stroke) join a neighbouring digit. A component wide enough to hold
     touching digits may be cut at columns with little ink: with a `judge` (how sure a
     classifier is that a piece of ink is one digit: `Predictor` asks the digit model and the
-    cut verifier), the cuts are chosen by dynamic programming so that the judge is surest of
+    verifier), the cuts are chosen by dynamic programming so that the judge is surest of
     the resulting digits and their widths and heights are plausible (segmentation by
     recognition); without one, components wider than 1.3 line heights are cut into
     equal-width digits at their thinnest columns.

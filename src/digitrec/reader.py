@@ -141,7 +141,9 @@ def without_marks(ink: np.ndarray, is_mark: MarkJudge) -> np.ndarray:
     narrow = boxes[:, 2] - boxes[:, 0] <= MARK_ASPECT * (boxes[:, 3] - boxes[:, 1])
     pieces, numbers = [], []
     for number in np.flatnonzero(narrow) + 1:
-        digit = normalise_digit(np.where(labels == number, ink, 0))
+        x0, y0, x1, y1 = boxes[number - 1]
+        box = np.s_[y0:y1, x0:x1]
+        digit = normalise_digit(np.where(labels[box] == number, ink[box], 0))
         if digit is not None:
             pieces.append(digit)
             numbers.append(number)

@@ -5,13 +5,15 @@ image below the threshold is answered "not a digit". The threshold trades the tw
 both are always reported together: the part of real digits refused, and the part of
 non-digits refused, over every threshold (the curve) and at the chosen one. The threshold is
 chosen on held-out training digits only; non-digits to measure on are printed in fonts the
-verifier never learnt from (HELD_OUT_FONTS) and drawn with other random strokes. numpy only.
+verifier never learnt from (HELD_OUT_FONTS) and drawn as new renderings (other random strokes)
+of the shapes it learnt. numpy and Pillow.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from .errors import ConfigError
 from .nondigits import font_files, nondigits
 from .preprocess import normalise_digit
 
@@ -20,9 +22,19 @@ CURVE = np.round(np.linspace(0.0, 1.0, 41), 3)  # thresholds of the refusal curv
 TRAIN_FONTS, HELD_OUT_FONTS = ("DejaVu", "cm"), ("STIXGeneral",)  # see nondigits.font_files
 
 
+def normalised(images: np.ndarray) -> np.ndarray:
+    """uint8 MNIST-style images normalised as a cut-out digit (and any preprocessed image)
+    is: float32 [N, 28, 28]."""
+    return np.stack([normalise_digit(d / np.float32(255)) for d in images]).astype(np.float32)
+
+
 def choose_threshold(digit_scores: np.ndarray, most_refused: float = MAX_REFUSED) -> float:
-    """The highest threshold that refuses at most `most_refused` of the held-out digits."""
-    return float(np.quantile(digit_scores, most_refused, method="lower"))
+    """The highest threshold that refuses (scores below it) at most `most_refused` of the
+    held-out digits' scores."""
+    if len(digit_scores) == 0:
+        raise ConfigError("no held-out digits to choose a threshold on")
+    ranked = np.sort(np.asarray(digit_scores))
+    return float(ranked[int(most_refused * len(ranked))])
 
 
 def refusal(digit_scores: np.ndarray, other_scores: np.ndarray, threshold: float) -> dict:

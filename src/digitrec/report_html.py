@@ -200,8 +200,9 @@ def rejection_html(rejection: dict) -> str:
         f"<p>Verifier <code>{escape(rejection['verifier'])}</code>, threshold "
         f"{rejection['threshold']:.3f} (chosen on held-out training digits): it refuses "
         f"{percent(rejection['digits_refused'])} of the {rejection['digits']} test digits and "
-        f"{percent(rejection['others_refused'])} of {rejection['others']} non-digits it never "
-        "learnt from (letters and signs printed in other fonts, drawn shapes and scribbles).</p>",
+        f"{percent(rejection['others_refused'])} of {rejection['others']} non-digits: letters "
+        "and signs printed in fonts it never learnt from, and new drawings of the shapes and "
+        "scribbles it learnt.</p>",
         plot(refusal_figure(rejection["curve"], rejection["threshold"]), "refusal curve"),
         table(["threshold", "digits refused", "non-digits refused"], rows)])
 

@@ -45,7 +45,7 @@ from .nondigits import font_files, nondigits
 from .photos import photograph
 from .predict import OTHER, VERIFIER_LABELS, WHOLE, OnnxBackend, digit_likeness
 from .preprocess import normalise_digit, preprocess
-from .rejection import TRAIN_FONTS, choose_threshold, held_out_nondigits, refusal
+from .rejection import TRAIN_FONTS, choose_threshold, held_out_nondigits, normalised, refusal
 from .train import SCHEDULES
 
 INK = 30  # a column with a value above this (of 255) holds ink
@@ -93,11 +93,6 @@ def piece(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return line[:, int(rng.uniform(0.3, 0.7) * left.shape[1]):]  # the end of the left one
 
 
-def digits_of(images: np.ndarray) -> np.ndarray:
-    """uint8 MNIST-style digits normalised as cut-out digits are: float32 [N, 28, 28]."""
-    return np.stack([normalise_digit(d / np.float32(255)) for d in images]).astype(np.float32)
-
-
 def pieces_of(images: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
     """`count` pieces (what wrong cuts leave) made from uint8 digits, normalised."""
     pieces: list[np.ndarray] = []
@@ -116,7 +111,7 @@ def others_of(count: int, seed: int, fonts: list[Path], clothes: np.ndarray) -> 
     rendered = (normalise_digit(ink) for ink in nondigits(count - worn, seed, fonts))
     found = [r for r in rendered if r is not None]
     if worn:
-        found += list(digits_of(clothes[rng.choice(len(clothes), worn, replace=False)]))
+        found += list(normalised(clothes[rng.choice(len(clothes), worn, replace=False)]))
     return np.stack(found).astype(np.float32) if found else np.zeros((0, 28, 28), np.float32)
 
 
@@ -124,7 +119,7 @@ def cut_examples(digits: np.ndarray, count: int, seed: int) -> tuple[np.ndarray,
     """`count` pieces and `count` whole digits made from uint8 `digits`, normalised: float32
     [2 * count, 28, 28] and labels (indices into VERIFIER_LABELS)."""
     rng = np.random.default_rng(seed)
-    whole = digits_of(digits[rng.integers(len(digits), size=count)])
+    whole = normalised(digits[rng.integers(len(digits), size=count)])
     return (np.concatenate([pieces_of(digits, count, rng), whole]),
             np.repeat(np.arange(2), count))
 
@@ -155,7 +150,7 @@ def examples(digits: np.ndarray, others: np.ndarray, count: int, seed: int,
                                                   rng)])
     return (np.concatenate([x, whole, others]),
             np.concatenate([y, np.full(len(whole), WHOLE),
-                            np.full(len(others), VERIFIER_LABELS.index("other"))]))
+                            np.full(len(others), OTHER)]))
 
 
 def fit(x: np.ndarray, y: np.ndarray, epochs: int, seed: int,
@@ -232,11 +227,11 @@ def train_verifier(out: str | Path, data_dir: str | os.PathLike | None = None,
     model_bytes = to_onnx(model)
     runtime = OnnxBackend.from_bytes(model_bytes)
     rng = np.random.default_rng(seed + 2)
-    held_digits = np.concatenate([digits_of(digits.held_out),
+    held_digits = np.concatenate([normalised(digits.held_out),
                                   photographed(digits.held_out[:HELD_OUT_PHOTOS], rng)])
     rendered = held_out_nondigits(HELD_OUT_OTHERS, seed + 1)
     held_others = np.concatenate([rendered, photographed(rendered[:HELD_OUT_PHOTOS], rng),
-                                  digits_of(clothes[:HELD_OUT_CLOTHES])])
+                                  normalised(clothes[:HELD_OUT_CLOTHES])])
     test_x, test_y = cut_examples(digits.held_out, HELD_OUT_PIECES, seed + 1)
     cut_accuracy = float((runtime.logits(test_x[:, None])[:, :2].argmax(1) == test_y).mean())
     digit_scores = digit_likeness(runtime.probabilities(held_digits))
