@@ -34,7 +34,7 @@ from digitrec.calibration import reliability
 from digitrec.data import load_split
 from digitrec.folders import holdout_mask, load_folder
 from digitrec.nondigits import LETTERS, drawn, drawn_kinds, font_files, printed
-from digitrec.photos import render_digit
+from digitrec.photos import drawing, render_digit
 from digitrec.predict import Predictor
 from digitrec.preprocess import normalise_digit, preprocess
 from digitrec.rejection import HELD_OUT_FONTS
@@ -49,12 +49,6 @@ def png(image: Image.Image) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()
-
-
-def page(ink: np.ndarray) -> bytes:
-    """Ink as the drawing page sends it: dark strokes on a white 280x280 canvas."""
-    image = Image.fromarray((255 - ink * 255).astype(np.uint8)).resize((280, 280))
-    return png(image)
 
 
 def photo(ink: np.ndarray, rng: np.random.Generator) -> bytes | None:
@@ -74,9 +68,9 @@ def nondigit_sets(count: int, data_dir: Path,
     scribbles = [drawn("scribble", rng) for _ in range(count)]
     clothes = load_split("fashion-mnist", "test", data_dir)[0][:count]
     return {"printed letters, signs (held-out fonts)": [x for x in letters if x],
-            "drawn shapes, page canvas": [page(d) for d in drawings],
+            "drawn shapes, page canvas": [png(drawing(d)) for d in drawings],
             "drawn shapes, photo canvas": [x for x in (photo(d, rng) for d in drawings) if x],
-            "scribbles alone, page canvas": [page(d) for d in scribbles],
+            "scribbles alone, page canvas": [png(drawing(d)) for d in scribbles],
             "Fashion-MNIST test": [png(Image.fromarray(255 - c)) for c in clothes]}
 
 

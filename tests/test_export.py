@@ -12,13 +12,12 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from PIL import Image
 
 from digitrec import export
 from digitrec.checkpoint import load_model
 from digitrec.errors import ExportError, ModelError
 from digitrec.nondigits import drawn
-from digitrec.photos import render_digit, render_number
+from digitrec.photos import drawing, render_digit, render_number
 from digitrec.predict import OnnxBackend, Predictor, default_model
 from digitrec.preprocess import normalise_digit
 
@@ -165,8 +164,7 @@ def test_light_install_predicts_without_torch(exported, mnist_test, tmp_path: Pa
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["number"] == "".join(map(str, labels[:3]))
     star = normalise_digit(drawn("star", np.random.default_rng(3)))
-    Image.fromarray((255 - 255 * star).astype(np.uint8)).resize((280, 280)).save(
-        tmp_path / "star.png")
+    drawing(star).save(tmp_path / "star.png")
     result = light("-m", "digitrec", "predict", str(tmp_path / "star.png"), "--json")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["status"] == "not_digit"

@@ -18,7 +18,7 @@ from PIL import Image
 
 from digitrec.errors import ModelError
 from digitrec.nondigits import LETTERS, drawn, drawn_kinds, font_files, nondigits, printed
-from digitrec.photos import compose_number, photograph, render_digit
+from digitrec.photos import compose_number, drawing, photograph, render_digit
 from digitrec.predict import Predictor, load_verifier, shipped
 from digitrec.preprocess import normalise_digit
 from digitrec.reader import without_marks
@@ -32,11 +32,6 @@ def png(image: Image.Image) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()
-
-
-def on_page(ink: np.ndarray) -> bytes:
-    """Ink as the drawing page sends it: dark strokes on a white 280x280 canvas."""
-    return png(Image.fromarray((255 - ink * 255).astype(np.uint8)).resize((280, 280)))
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +50,8 @@ def nondigit_images() -> dict[str, list[bytes]]:
                         .resize((112, 112)), 4, rng) for ink in letters]
     kinds = drawn_kinds()
     return {"letters": [png(s) for s in scans],
-            "shapes": [on_page(drawn(kinds[i % len(kinds)], rng)) for i in range(40)],
-            "scribbles": [on_page(drawn("scribble", rng)) for _ in range(30)]}
+            "shapes": [png(drawing(drawn(kinds[i % len(kinds)], rng))) for i in range(40)],
+            "scribbles": [png(drawing(drawn("scribble", rng))) for _ in range(30)]}
 
 
 def test_nondigits_are_reproducible_varied_and_not_digit_lookalikes():
@@ -101,9 +96,9 @@ def test_letters_shapes_and_scribbles_are_refused_and_digits_read(predictor, non
 
 def test_forcing_a_digit(predictor, nondigit_images):
     letters = nondigit_images["letters"]
-    statuses = [a.status for a in predictor.predict(letters)]
-    index = statuses.index("not_digit")
-    refused = predictor.predict([letters[index]])[0]
+    answers = predictor.predict(letters)
+    index = [a.status for a in answers].index("not_digit")
+    refused = answers[index]
     forced = Predictor(force_digit=True).predict([letters[index]])[0]
     assert forced.status == "ok" and forced.digit == refused.top_k[0]["digit"]
     assert forced.is_digit == refused.is_digit  # judged all the same

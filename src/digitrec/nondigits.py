@@ -9,7 +9,7 @@ Two kinds, each as ink (float32, white on black, any size) ready for `preprocess
   and letters drawn stroke by stroke, each shape jittered, slanted and drawn with a random pen.
 
 Characters that look like a digit in some hand (O, I, l, Z, S, B, g, q, b, G, ...) are left out:
-refusing them would refuse real digits. numpy and Pillow only.
+refusing them would refuse real digits. numpy and Pillow (and matplotlib for its fonts).
 """
 
 from __future__ import annotations

@@ -58,11 +58,19 @@ def photograph(ink: Image.Image, scale: int, rng: np.random.Generator) -> Image.
     return _finish(rgb, scale, rng)
 
 
-def render_digit(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
-    """A 28x28 MNIST digit as a photo/scan: upscaled 4-12x, placed, coloured, blurred, JPEG."""
-    scale = int(rng.integers(4, 13))
+def render_digit(digit: np.ndarray, rng: np.random.Generator,
+                 scales: tuple[int, int] = (4, 12)) -> Image.Image:
+    """A 28x28 uint8 MNIST digit as a photo/scan: upscaled by a factor in `scales` (both
+    included), placed, coloured, blurred, JPEG."""
+    scale = int(rng.integers(scales[0], scales[1] + 1))
     ink = Image.fromarray(digit).resize((28 * scale, 28 * scale), Image.BICUBIC)
     return photograph(ink, scale, rng)
+
+
+def drawing(ink: np.ndarray) -> Image.Image:
+    """Ink (float in [0, 1], white on black) as the drawing page sends it: dark strokes on a
+    white 280x280 canvas."""
+    return Image.fromarray((255 - ink * 255).astype(np.uint8)).resize((280, 280))
 
 
 def compose_number(digits: list[np.ndarray], rng: np.random.Generator,

@@ -22,10 +22,22 @@ CURVE = np.round(np.linspace(0.0, 1.0, 41), 3)  # thresholds of the refusal curv
 TRAIN_FONTS, HELD_OUT_FONTS = ("DejaVu", "cm"), ("STIXGeneral",)  # see nondigits.font_files
 
 
+def stacked(digits: list) -> np.ndarray:
+    """28x28 arrays as float32 [N, 28, 28], those that are None (no ink) left out."""
+    found = [d for d in digits if d is not None]
+    return np.stack(found).astype(np.float32) if found else np.zeros((0, 28, 28), np.float32)
+
+
 def normalised(images: np.ndarray) -> np.ndarray:
     """uint8 MNIST-style images normalised as a cut-out digit (and any preprocessed image)
     is: float32 [N, 28, 28]."""
-    return np.stack([normalise_digit(d / np.float32(255)) for d in images]).astype(np.float32)
+    return stacked([normalise_digit(d / np.float32(255)) for d in images])
+
+
+def rendered_nondigits(count: int, seed: int, fonts: list) -> np.ndarray:
+    """`count` non-digits (`nondigits.nondigits`: letters in `fonts`, drawings), normalised
+    as cut-out digits."""
+    return stacked([normalise_digit(ink) for ink in nondigits(count, seed, fonts)])
 
 
 def choose_threshold(digit_scores: np.ndarray, most_refused: float = MAX_REFUSED) -> float:
@@ -51,5 +63,4 @@ def refusal(digit_scores: np.ndarray, other_scores: np.ndarray, threshold: float
 def held_out_nondigits(count: int, seed: int) -> np.ndarray:
     """`count` non-digits the verifier has not seen, normalised as cut-out digits: half
     printed in HELD_OUT_FONTS, half drawn with strokes of a seed training does not use."""
-    found = [normalise_digit(ink) for ink in nondigits(count, seed, font_files(HELD_OUT_FONTS))]
-    return np.stack([f for f in found if f is not None]).astype(np.float32)
+    return rendered_nondigits(count, seed, font_files(HELD_OUT_FONTS))

@@ -32,7 +32,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
 from . import __version__
 from .augment import Augmentation, augment
@@ -41,16 +40,25 @@ from .data import load_split
 from .export import to_onnx, with_metadata
 from .folders import holdout_mask, load_folder
 from .models import create_model
-from .nondigits import font_files, nondigits
-from .photos import photograph
+from .nondigits import font_files
+from .photos import render_digit
 from .predict import OTHER, VERIFIER_LABELS, WHOLE, OnnxBackend, digit_likeness
 from .preprocess import normalise_digit, preprocess
-from .rejection import TRAIN_FONTS, choose_threshold, held_out_nondigits, normalised, refusal
+from .rejection import (
+    TRAIN_FONTS,
+    choose_threshold,
+    held_out_nondigits,
+    normalised,
+    refusal,
+    rendered_nondigits,
+    stacked,
+)
 from .train import SCHEDULES
 
 INK = 30  # a column with a value above this (of 255) holds ink
 MIN_HALVED = 8  # digits narrower than this (a 1) are not halved: each half looks like a 1
 BATCH_SIZE, LR, WIDTH = 128, 2e-3, 32
+PHOTO_SCALES = (2, 5)  # photographed examples are upscaled this much (both included)
 AUGMENTATION = Augmentation(rotate=10, scale=0.1, shear=10, translate=1.5, thickness=0.5)
 CLOTHES_SHARE = 0.2  # of the non-digits, Fashion-MNIST images
 FOLDER_WEIGHT = 2  # how many times each training image of a digit folder is in the pool
@@ -100,7 +108,7 @@ def pieces_of(images: np.ndarray, count: int, rng: np.random.Generator) -> np.nd
         normalised = normalise_digit(piece(images, rng) / np.float32(255))
         if normalised is not None:  # a sliver too small to be read is no example
             pieces.append(normalised)
-    return np.stack(pieces).astype(np.float32) if pieces else np.zeros((0, 28, 28), np.float32)
+    return stacked(pieces)
 
 
 def others_of(count: int, seed: int, fonts: list[Path], clothes: np.ndarray) -> np.ndarray:
@@ -108,11 +116,8 @@ def others_of(count: int, seed: int, fonts: list[Path], clothes: np.ndarray) -> 
     (`nondigits`), and one in CLOTHES_SHARE of them a Fashion-MNIST image from `clothes`."""
     rng = np.random.default_rng(seed)
     worn = min(len(clothes), int(count * CLOTHES_SHARE))
-    rendered = (normalise_digit(ink) for ink in nondigits(count - worn, seed, fonts))
-    found = [r for r in rendered if r is not None]
-    if worn:
-        found += list(normalised(clothes[rng.choice(len(clothes), worn, replace=False)]))
-    return np.stack(found).astype(np.float32) if found else np.zeros((0, 28, 28), np.float32)
+    picked = clothes[rng.choice(len(clothes), worn, replace=False)]
+    return np.concatenate([rendered_nondigits(count - worn, seed, fonts), normalised(picked)])
 
 
 def cut_examples(digits: np.ndarray, count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -126,17 +131,10 @@ def cut_examples(digits: np.ndarray, count: int, seed: int) -> tuple[np.ndarray,
 
 def photographed(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """28x28 inks (float in [0, 1] or uint8) as photos or scans at 2-5x (page colour, uneven
-    light, blur, JPEG; `photos.photograph`), read back through `preprocess` as a user's
+    light, blur, JPEG; `photos.render_digit`), read back through `preprocess` as a user's
     photo is read."""
-    found = []
-    for ink in images:
-        scale = int(rng.integers(2, 6))
-        pixels = ink if ink.dtype == np.uint8 else (ink * 255).round().astype(np.uint8)
-        image = Image.fromarray(pixels).resize((28 * scale, 28 * scale), Image.BICUBIC)
-        digit = preprocess(photograph(image, scale, rng))
-        if digit is not None:
-            found.append(digit)
-    return np.stack(found).astype(np.float32) if found else np.zeros((0, 28, 28), np.float32)
+    pixels = images if images.dtype == np.uint8 else (images * 255).round().astype(np.uint8)
+    return stacked([preprocess(render_digit(ink, rng, PHOTO_SCALES)) for ink in pixels])
 
 
 def examples(digits: np.ndarray, others: np.ndarray, count: int, seed: int,
