@@ -13,10 +13,7 @@ from PIL import Image
 
 from digitrec.errors import ImageDecodeError
 from digitrec.preprocess import (
-    QUICK_SIZE,
     WORK_SIZE,
-    _surface,
-    _surface_terms,
     centre_by_mass,
     connected_components,
     crop_to_ink,
@@ -27,10 +24,12 @@ from digitrec.preprocess import (
     preprocess,
     shrink,
     smooth_background,
-    split_digits,
     to_gray,
     to_ink,
 )
+from digitrec.preprocess.background import _surface, _surface_terms
+from digitrec.preprocess.pipeline import QUICK_SIZE
+from digitrec.segment import split_digits
 
 
 def png_bytes(image: Image.Image, **options) -> bytes:
@@ -222,7 +221,7 @@ def test_otsu_threshold_puts_each_value_on_one_side():
 
 
 def test_flat_background_is_a_constant_and_a_ramp_is_fitted(monkeypatch):
-    import digitrec.preprocess as pp
+    import digitrec.preprocess.background as pp
 
     ink = np.full((100, 100), 0.2, np.float32)
     ink[20:80, 45:55] = 1.0

@@ -22,9 +22,10 @@ import numpy as np
 
 from .calibration import card_temperature, softmax
 from .errors import ModelError
-from .preprocess import ImageSource, ink_of, normalise_digit, preprocess, split_digits
+from .preprocess import ImageSource, ink_of, normalise_digit, preprocess
 from .reader import NumberReader, line_of, without_marks
 from .runtime import metadata_of, onnx_session
+from .segment import split_digits
 
 
 @dataclass

@@ -1,0 +1,45 @@
+"""Image primitives on float arrays: resizing to a working size and square window filters."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+WORK_SIZE = 768  # images are reduced so their longer side is at most this many pixels
+
+
+def float_image(values: np.ndarray) -> Image.Image:
+    """A Pillow 32-bit float image of an array (any float dtype)."""
+    return Image.fromarray(np.ascontiguousarray(values, dtype=np.float32), mode="F")
+
+
+def reduce(gray: np.ndarray, limit: int = WORK_SIZE) -> np.ndarray:
+    """Shrink (area-averaging) so the longer side is at most `limit` pixels."""
+    h, w = gray.shape
+    if max(h, w) <= limit:
+        return gray
+    scale = limit / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return np.asarray(float_image(gray).resize(size, Image.BOX))
+
+
+def shrink(gray: np.ndarray, limit: int) -> np.ndarray:
+    """Shrink by the smallest whole factor that brings the longer side to at most `limit`
+    pixels (averages of factor x factor blocks: several times faster than `reduce`)."""
+    factor = -(-max(gray.shape) // limit)
+    if factor <= 1:
+        return gray
+    return np.asarray(float_image(gray).reduce(factor))
+
+
+def window_extreme(values: np.ndarray, radius: int, reducer) -> np.ndarray:
+    """Separable square max or min filter of the given radius (edges padded by replication)."""
+    if radius < 1:
+        return values
+    out = values
+    for axis in (0, 1):
+        padded = np.pad(out, [(radius, radius) if a == axis else (0, 0) for a in (0, 1)],
+                        mode="edge")
+        windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * radius + 1, axis=axis)
+        out = reducer(windows, axis=-1)
+    return out
