@@ -21,9 +21,10 @@ import numpy as np
 from common import machine, run_benchmark
 
 from digitrec.checkpoint import CARD, STATE, read_card
+from digitrec.config import recipe
 from digitrec.data import load_split
 from digitrec.evaluate import ensemble_probabilities, evaluate_runs
-from digitrec.train import recipe, train
+from digitrec.train import train
 
 TARGETS = {"mean_3": 0.9975, "ensemble": 0.9980, "max_run_seconds": 15 * 60}
 

@@ -28,9 +28,10 @@ from common import machine, run_benchmark
 from PIL import Image
 
 from digitrec.checkpoint import load_model, read_card
+from digitrec.config import fine_tune_recipe
 from digitrec.evaluate import predict_logits
 from digitrec.folders import FolderData, holdout_mask, load_folder
-from digitrec.train import fine_tune_recipe, train
+from digitrec.train import train
 
 
 def held_out_writers(run: Path, folders: list[Path]) -> list[tuple[FolderData, np.ndarray]]:

@@ -27,9 +27,11 @@ from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from digitrec.config import recipe
 from digitrec.data import load_split
+from digitrec.devices import select_device
 from digitrec.evaluate import predict_logits
-from digitrec.train import Tensors, load_tensors, recipe, select_device, start_session, train_epoch
+from digitrec.train import Tensors, load_tensors, start_session, train_epoch
 
 THRESHOLDS = (0.990, 0.995)
 TARGET_SPEEDUP = 30.0

@@ -16,8 +16,9 @@ import shutil
 import sys
 from pathlib import Path
 
-from digitrec.checkpoint import CARD, WEIGHTS, read_card, write_bytes, write_json
+from digitrec.checkpoint import CARD, WEIGHTS, read_card
 from digitrec.export import export_run, with_metadata
+from digitrec.files import write_bytes, write_json
 from digitrec.predict import DEFAULT_MODEL, DEFAULT_READER, SHIPPED_RUN
 from digitrec.reader import NumberReader
 

@@ -40,7 +40,8 @@ def data_root() -> Path:
 def trained_run(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     """A model trained by this test session: the `accurate` recipe cut to ten epochs, with
     strokes of random width as different pens draw them (about four minutes on 2 CPU cores)."""
-    from digitrec.train import recipe, train
+    from digitrec.config import recipe
+    from digitrec.train import train
 
     run = tmp_path_factory.mktemp("model") / "accurate-10"
     config = replace(recipe("accurate"), epochs=10, thickness=1.0)

@@ -8,16 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from digitrec.checkpoint import (
-    atomic_write,
-    ctrl_c_deferred,
-    load_model,
-    load_state,
-    save_run,
-    save_state,
-    write_json,
-)
+from digitrec.checkpoint import ctrl_c_deferred, load_model, load_state, save_run, save_state
 from digitrec.errors import RunDirError
+from digitrec.files import atomic_write, write_json
 from digitrec.models import create_model
 
 

@@ -15,9 +15,11 @@ import pytest
 import torch
 
 from digitrec.checkpoint import read_card
+from digitrec.config import recipe, train_command
+from digitrec.distributed import Cluster, rank_slice
 from digitrec.errors import ConfigError
 from digitrec.evaluate import evaluate_runs
-from digitrec.train import Cluster, rank_slice, recipe, start_session, train, train_command
+from digitrec.train import start_session, train
 
 CONFIG = replace(recipe("fast"), epochs=2, train_size=20000)
 

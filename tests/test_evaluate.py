@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from digitrec.checkpoint import load_model
+from digitrec.config import TrainConfig
 from digitrec.data import load_split
 from digitrec.errors import RunDirError
 from digitrec.evaluate import (
@@ -21,7 +22,7 @@ from digitrec.evaluate import (
     predict_logits,
     tta_probabilities,
 )
-from digitrec.train import TrainConfig, train
+from digitrec.train import train
 
 TINY = TrainConfig(epochs=1, batch_size=100, train_size=2000, val_size=0)
 

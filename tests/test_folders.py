@@ -14,13 +14,15 @@ import torch
 from PIL import Image
 
 from digitrec import folders
-from digitrec.checkpoint import load_model, read_jsonl
+from digitrec.checkpoint import load_model
 from digitrec.cli import main
+from digitrec.config import TrainConfig
 from digitrec.errors import ConfigError, DataUnavailableError
 from digitrec.evaluate import evaluate_folders, predict_logits
+from digitrec.files import read_jsonl
 from digitrec.folders import holdout_mask, load_folder, source_name, writer_of
 from digitrec.preprocess import preprocess
-from digitrec.train import Part, Tensors, TrainConfig, epoch_order, train
+from digitrec.train import Part, Tensors, epoch_order, train
 
 TINY = TrainConfig(model="fast", epochs=1, batch_size=64, optimizer="sgd", lr=0.05,
                    schedule="onecycle", train_size=2000, val_size=0)

@@ -19,11 +19,12 @@ import torch
 from digitrec import data
 from digitrec.calibration import softmax
 from digitrec.checkpoint import load_model, read_card
+from digitrec.config import recipe
 from digitrec.evaluate import evaluate_runs, predict_logits
 from digitrec.export import export_run
 from digitrec.predict import Predictor
 from digitrec.report import build_report, run_names
-from digitrec.train import recipe, train
+from digitrec.train import train
 
 SMALL = {"epochs": 1, "train_size": 8000, "val_size": 2000}
 ROBUSTNESS_IMAGES = 500

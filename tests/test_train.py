@@ -16,10 +16,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from digitrec.checkpoint import load_model, read_jsonl
+from digitrec.checkpoint import load_model
 from digitrec.cli import build_parser, train_config
+from digitrec.config import TrainConfig, recipe, train_command
 from digitrec.errors import ConfigError, RunDirError
-from digitrec.train import TrainConfig, recipe, train, train_command
+from digitrec.files import read_jsonl
+from digitrec.train import train
 
 TINY = TrainConfig(epochs=2, batch_size=100, train_size=2000, val_size=500)
 TIMING_KEYS = {"seconds", "images_per_s"}

@@ -1,9 +1,9 @@
-"""Run directory I/O: atomic writes, safetensors weights, the JSON model card, resumable state.
+"""Run directory I/O: safetensors weights, the JSON model card, resumable state.
 
 A run directory holds `model.safetensors` (final weights), `card.json` (architecture, config,
 data checksums, metrics, versions, command line), `metrics.jsonl` (one line per epoch) and
-`state.pt` (weights + optimizer, for `--resume`). torch is imported only where it is needed, so
-the atomic-write helpers serve torch-free modules too.
+`state.pt` (weights + optimizer, for `--resume`), each written atomically (`files`). torch is
+imported only where it is needed.
 """
 
 from __future__ import annotations
@@ -11,14 +11,14 @@ from __future__ import annotations
 import json
 import os
 import signal
-import tempfile
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .errors import RunDirError
+from .files import atomic_write, write_bytes, write_json
 
 if TYPE_CHECKING:
     import torch
@@ -27,68 +27,6 @@ WEIGHTS = "model.safetensors"
 CARD = "card.json"
 METRICS = "metrics.jsonl"
 STATE = "state.pt"
-
-
-@contextmanager
-def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
-    """Open a temporary file beside `path`; on success rename it over `path`, else remove it.
-
-    Readers see either the old file or the complete new one, never a partial write.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o644)
-        with os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-def remove_stale_temporaries(directory: str | os.PathLike) -> int:
-    """Delete what atomic writes killed mid-way left in `directory` (`.NAME.XXXX.tmp` files);
-    how many there were. Only for a directory no one is writing to."""
-    stale = list(Path(directory).glob(".*.tmp"))
-    for path in stale:
-        path.unlink(missing_ok=True)
-    return len(stale)
-
-
-def write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Atomically write bytes."""
-    with atomic_write(path) as f:
-        f.write(data)
-
-
-def write_json(path: str | os.PathLike, obj: Any) -> None:
-    """Atomically write an indented JSON document."""
-    with atomic_write(path, "w") as f:
-        json.dump(obj, f, indent=2)
-        f.write("\n")
-
-
-def write_jsonl(path: str | os.PathLike, rows: list[dict]) -> None:
-    """Atomically write one JSON object per line."""
-    with atomic_write(path, "w") as f:
-        f.writelines(json.dumps(row) + "\n" for row in rows)
-
-
-def read_jsonl(path: str | os.PathLike) -> list[dict]:
-    """Read a JSON-lines file; a missing file is an empty list."""
-    path = Path(path)
-    if not path.exists():
-        return []
-    try:
-        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()
-                if line.strip()]
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise RunDirError(f"{path} is damaged: {e}") from None
 
 
 def read_card(run_dir: str | os.PathLike) -> dict:

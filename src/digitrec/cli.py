@@ -61,7 +61,7 @@ def require_torch(*others: str) -> None:
 
 def config_overrides(args: argparse.Namespace) -> dict:
     """The training options given on the command line."""
-    from .train import TrainConfig
+    from .config import TrainConfig
 
     return {f.name: tuple(value) if isinstance(value, list) else value
             for f in fields(TrainConfig) if (value := getattr(args, f.name, None)) is not None}
@@ -69,7 +69,7 @@ def config_overrides(args: argparse.Namespace) -> dict:
 
 def train_config(args: argparse.Namespace):
     """The model's recipe with the command line's options applied."""
-    from .train import fine_tune_recipe, recipe
+    from .config import fine_tune_recipe, recipe
 
     overrides = config_overrides(args)
     try:
@@ -342,7 +342,7 @@ def save_preprocessed(directory: str, index: int, path: str, digits: list) -> No
     """Write the 28x28 images the model saw, as PNG, for debugging."""
     from PIL import Image
 
-    from .checkpoint import atomic_write
+    from .files import atomic_write
 
     stem = "stdin" if path == "-" else Path(path).stem
     for k, digit in enumerate(digits):
@@ -425,7 +425,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per TrainConfig field; unset flags keep the model's recipe value."""
-    from .train import TrainConfig
+    from .config import TrainConfig
 
     hints = typing.get_type_hints(TrainConfig)
     for f in fields(TrainConfig):

@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .checkpoint import atomic_write, write_bytes, write_json
 from .errors import DataIntegrityError, DataUnavailableError
+from .files import atomic_write, write_bytes, write_json
 
 SPLIT_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),

@@ -24,10 +24,11 @@ import numpy as np
 import torch
 
 from . import __version__
-from .checkpoint import load_model, write_bytes
+from .checkpoint import load_model
 from .data import get_dataset, load_split
 from .errors import ExportError
 from .evaluate import predict_logits
+from .files import write_bytes
 from .predict import INPUT, OUTPUT, OnnxBackend
 
 OPSET = 18

@@ -23,9 +23,9 @@ from types import ModuleType
 import numpy as np
 
 from . import preprocess as preprocessing
-from .checkpoint import atomic_write
 from .data import decoded_cache_dir
 from .errors import DataUnavailableError, ImageDecodeError
+from .files import atomic_write
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp",
                             ".pgm", ".ppm", ".pbm", ".pnm"})

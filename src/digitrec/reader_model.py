@@ -35,10 +35,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import __version__, lines, preprocess, reader
-from .checkpoint import write_bytes
+from .config import SCHEDULES, changed_flags, parse_source
 from .data import load_split
 from .errors import ConfigError
 from .export import to_onnx, with_metadata
+from .files import write_bytes
 from .folders import HOLDOUT_SEED, cached_arrays, code_fingerprint, held_out, load_folder
 from .lines import DigitPool, random_number, render_line
 from .number_folders import NumberFolder, load_numbers
@@ -57,7 +58,6 @@ from .reader import (
     line_of,
     number_of,
 )
-from .train import SCHEDULES, changed_flags, parse_source
 
 CHANNELS = (32, 64, 96, 128)
 CHUNK = 500  # synthetic lines rendered per task

@@ -20,7 +20,7 @@ import torch
 
 from . import __version__
 from .calibration import card_temperature, negative_log_likelihood, reliability, softmax
-from .checkpoint import METRICS, WEIGHTS, load_model, read_jsonl, write_json
+from .checkpoint import METRICS, WEIGHTS, load_model
 from .data import get_dataset, load_split
 from .errors import ConfigError, RunDirError
 from .evaluate import (
@@ -31,6 +31,7 @@ from .evaluate import (
     mistakes_by_confidence,
     predict_logits,
 )
+from .files import read_jsonl, write_json
 from .folders import DIGITS
 from .predict import OnnxBackend, digit_likeness, load_verifier
 from .rejection import held_out_nondigits, normalised, refusal

@@ -1,21 +1,21 @@
-"""TrainConfig and the training loop: data in memory, per-epoch validation, resumable runs.
+"""The training loop: data in memory, per-epoch validation, resumable runs.
 
 The whole dataset lives on the training device as uint8; each step indexes a random batch and
 converts it to float there. Every source of randomness in an epoch is seeded from (seed, epoch),
 and the state is checkpointed at each epoch end, so a run killed at any point resumes with
-`--resume` and finishes exactly where an uninterrupted run would.
+`--resume` and finishes exactly where an uninterrupted run would. What a run does is a
+`config.TrainConfig`; the device is chosen in `devices`, the processes of a torchrun job are
+`distributed.Cluster`, the weight average is `averaging.WeightAverage`.
 """
 
 from __future__ import annotations
 
-import copy
 import math
-import os
 import platform
-import shlex
 import time
+import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,25 +26,20 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from . import __version__
-from .augment import Augmentation, augment
+from . import config as config_module
+from .augment import augment
+from .averaging import WeightAverage, unwrap
 from .calibration import fit_temperature, negative_log_likelihood, reliability, softmax
-from .checkpoint import (
-    CARD,
-    METRICS,
-    STATE,
-    load_state,
-    read_card,
-    read_jsonl,
-    remove_stale_temporaries,
-    save_run,
-    save_state,
-    write_jsonl,
-)
+from .checkpoint import CARD, METRICS, STATE, load_state, read_card, save_run, save_state
+from .config import OPTIMIZERS, SCHEDULES, TrainConfig, train_command
 from .data import file_checksums, get_dataset, load_split
+from .devices import autocast_dtype, select_device
+from .distributed import Cluster, rank_slice
 from .errors import ConfigError, RunDirError
 from .evaluate import predict_logits
+from .files import read_jsonl, remove_stale_temporaries, write_jsonl
 from .folders import FolderData, holdout_mask, load_folder
-from .models import create_model, list_models
+from .models import create_model
 from .predict import run_dir_of
 
 PROGRESS_EVERY = 25  # steps between progress-bar refreshes (each one syncs with the device)
@@ -54,211 +49,6 @@ RANK_SEED_STRIDE = 1_000_003  # distributed: rank r augments with the epoch's se
 
 def _silent(*_) -> None:
     pass
-
-
-def _opt(default, help: str):
-    return field(default=default, metadata={"help": help})
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything that decides a training run's result; each field is a `digitrec train` flag."""
-
-    model: str = _opt("baseline", "architecture name")
-    dataset: str = _opt("mnist", "dataset name")
-    add_data: tuple[str, ...] = _opt((), "an image folder (DIR/<digit>/*.png) of more training "
-                                         "digits, DIR or DIR:WEIGHT (its images drawn WEIGHT "
-                                         "times as often); repeat for several")
-    holdout: float = _opt(0.1, "fraction of each --add-data folder held out for validation and "
-                               "the temperature (whole writers where file names name them)")
-    init: str = _opt("", "start from the weights of this run directory, or `shipped` for the "
-                         "shipped model (fine-tuning)")
-    epochs: int = _opt(3, "passes over the training set")
-    batch_size: int = _opt(128, "images per optimizer step")
-    optimizer: str = _opt("adam", "adam, or sgd (Nesterov momentum)")
-    lr: float = _opt(1e-3, "peak learning rate")
-    momentum: float = _opt(0.9, "SGD momentum")
-    weight_decay: float = _opt(0.0, "weight decay")
-    schedule: str = _opt("cosine", "learning-rate schedule: constant, cosine or onecycle")
-    label_smoothing: float = _opt(0.0, "label smoothing of the cross-entropy loss")
-    ema: float = _opt(0.0, "decay of an exponential moving average of the weights (0 = off); "
-                           "the average is what gets evaluated and saved")
-    rotate: float = _opt(0.0, "augmentation: max rotation in degrees")
-    scale: float = _opt(0.0, "augmentation: max relative zoom in or out")
-    shear: float = _opt(0.0, "augmentation: max shear in degrees")
-    translate: float = _opt(0.0, "augmentation: max shift in pixels")
-    elastic_alpha: float = _opt(0.0, "augmentation: elastic distortion strength in pixels")
-    elastic_sigma: float = _opt(4.0, "augmentation: elastic distortion smoothness in pixels")
-    thickness: float = _opt(0.0, "augmentation: strokes up to this much thicker or thinner "
-                                 "(1 = a pixel each side), as pens differ")
-    seed: int = _opt(0, "random seed (same seed, same result)")
-    val_size: int = _opt(5000, "training images held out for per-epoch validation (0 = none)")
-    train_size: int = _opt(0, "use only this many training images (0 = all)")
-    device: str = _opt("auto", "auto (cuda, mps, cpu) or a torch device")
-    precision: str = _opt("auto", "fp32, bf16 (autocast), or auto: bf16 where the device "
-                                  "supports it natively")
-    compile: bool = _opt(False, "compile the model with torch.compile")
-    threads: int = _opt(0, "CPU threads (0 = PyTorch's default)")
-    sync_bn: bool = _opt(False, "distributed, CUDA: BatchNorm statistics over all processes' batches")
-    scale_lr: bool = _opt(False, "distributed: lr times the number of processes (linear "
-                                 "scaling rule for the larger global batch)")
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "add_data", tuple(self.add_data))  # a list from JSON or a state
-        choices = {"model": list_models(), "optimizer": OPTIMIZERS, "schedule": SCHEDULES,
-                   "precision": ("auto", "fp32", "bf16")}
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise ConfigError(f"unknown {name} {getattr(self, name)!r}; choose one of: "
-                                 f"{', '.join(allowed)}")
-        get_dataset(self.dataset)
-        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
-            raise ConfigError("epochs and batch_size must be at least 1, lr above 0")
-        if min(self.val_size, self.train_size, self.threads) < 0 or not 0 <= self.ema < 1:
-            raise ConfigError("val_size, train_size and threads must be >= 0, ema in [0, 1)")
-        if self.optimizer == "sgd" and self.momentum <= 0:
-            raise ConfigError("sgd uses Nesterov momentum: momentum must be above 0")
-        if self.weight_decay < 0 or not 0 <= self.label_smoothing < 1:
-            raise ConfigError("weight_decay must be >= 0 and label_smoothing in [0, 1)")
-        if not (0 <= self.rotate < 90 and 0 <= self.shear < 90 and 0 <= self.scale < 1
-                and 0 <= self.translate <= 14 and self.elastic_alpha >= 0
-                and 0 < self.elastic_sigma <= 6 and 0 <= self.thickness <= 1):
-            raise ConfigError("augmentation out of range: rotate and shear in [0, 90) degrees, "
-                              "scale in [0, 1), translate in [0, 14] px, elastic_alpha >= 0, "
-                              "elastic_sigma in (0, 6] px, thickness in [0, 1]")
-        if not 0 <= self.seed < 2**40:
-            raise ConfigError("seed must be in [0, 2**40)")
-        if not 0 <= self.holdout < 1:
-            raise ConfigError("holdout must be in [0, 1)")
-        for spec in self.add_data:
-            parse_source(spec)
-
-    def as_json(self) -> dict:
-        """The configuration as JSON writes and reads it (lists, not tuples)."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
-
-    @property
-    def sources(self) -> list[tuple[Path, float]]:
-        """The --add-data folders with their sampling weights."""
-        return [parse_source(spec) for spec in self.add_data]
-
-    @property
-    def augmentation(self) -> Augmentation:
-        return Augmentation(self.rotate, self.scale, self.shear, self.translate,
-                            self.elastic_alpha, self.elastic_sigma, self.thickness)
-
-
-def parse_source(spec: str) -> tuple[Path, float]:
-    """`DIR` or `DIR:WEIGHT` -> (folder, weight); the weight must be above 0."""
-    path, sep, weight = spec.rpartition(":")
-    if not sep:
-        return Path(spec), 1.0
-    try:
-        value = float(weight)
-    except ValueError:
-        return Path(spec), 1.0  # a colon in the folder's own name
-    if not 0 < value <= 100:
-        raise ConfigError(f"--add-data {spec}: the weight must be above 0 and at most 100")
-    return Path(path), value
-
-
-def _one_cycle(progress: float, warmup: float = 0.25) -> float:
-    if progress < warmup:
-        return 0.04 + 0.96 * progress / warmup
-    return 0.5 * (1 + math.cos(math.pi * (progress - warmup) / (1 - warmup)))
-
-
-SCHEDULES = {
-    "constant": lambda progress: 1.0,
-    "cosine": lambda progress: 0.5 * (1 + math.cos(math.pi * progress)),
-    "onecycle": _one_cycle,
-}
-
-OPTIMIZERS = {
-    "adam": lambda params, c: torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay),
-    "sgd": lambda params, c: torch.optim.SGD(params, lr=c.lr, momentum=c.momentum, nesterov=True,
-                                             weight_decay=c.weight_decay),
-}
-
-RECIPES = {
-    # the original notebook's network and optimizer, in full precision
-    "baseline": TrainConfig(model="baseline", epochs=3, batch_size=128, lr=1e-3,
-                            schedule="cosine", precision="fp32"),
-    # least wall time to 99% on a CPU: one epoch, one-cycle SGD, label smoothing, bf16
-    "fast": TrainConfig(model="fast", epochs=1, batch_size=64, optimizer="sgd", lr=0.1,
-                        weight_decay=5e-4, schedule="onecycle", label_smoothing=0.1, val_size=0),
-    # best single model in 15 minutes on 2 cores: augmentation, weight averaging
-    "accurate": TrainConfig(model="accurate", epochs=40, batch_size=128, lr=3e-3,
-                            schedule="onecycle", label_smoothing=0.1, ema=0.999, rotate=10,
-                            scale=0.1, shear=8, translate=2.5, elastic_alpha=1.5,
-                            elastic_sigma=4.0, val_size=0),
-}
-
-
-def recipe(model: str) -> TrainConfig:
-    """The default configuration for a model (`digitrec train --model NAME` uses it)."""
-    return RECIPES.get(model, replace(TrainConfig(), model=model))
-
-
-def fine_tune_recipe(init: str, model: str) -> TrainConfig:
-    """The default configuration for `--init RUN` (fine-tuning on a few samples of one's own
-    handwriting): the model's recipe at a thirtieth of its learning rate, five short epochs,
-    and 2,000 images of the dataset replayed beside the new ones, so the model moves towards the
-    new writing without forgetting the rest. Give the new folder a weight (`--add-data DIR:20`)
-    so that it fills a good part of each batch."""
-    base = recipe(model)
-    return replace(base, init=init, epochs=5, lr=base.lr / 30, train_size=2000, val_size=0,
-                   ema=0.0, schedule="cosine")
-
-
-def select_device(name: str = "auto") -> torch.device:
-    """cuda, then mps, then cpu, unless a device is named."""
-    if name != "auto":
-        try:
-            device = torch.device(name)
-            torch.empty(0, device=device)
-        except (RuntimeError, AssertionError) as e:
-            raise ConfigError(f"device {name!r} is not usable here: {e}") from None
-        return device
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
-@dataclass(frozen=True)
-class Cluster:
-    """This process's place in a torchrun job; a plain run is rank 0 of 1."""
-
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-
-    @property
-    def leader(self) -> bool:
-        """Rank 0 alone logs, evaluates and writes the run directory."""
-        return self.rank == 0
-
-    @classmethod
-    def from_env(cls) -> Cluster:
-        """Read torchrun's RANK, WORLD_SIZE and LOCAL_RANK."""
-        env = os.environ
-        return cls(int(env.get("RANK", 0)), int(env.get("WORLD_SIZE", 1)), int(env.get("LOCAL_RANK", 0)))
-
-    def start(self, device: torch.device) -> torch.device:
-        """Join the process group (nccl on CUDA, gloo elsewhere); the device this rank uses."""
-        if self.world == 1:
-            return device
-        if device.type == "cuda":
-            device = torch.device("cuda", self.local_rank)
-            torch.cuda.set_device(device)
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-        return device
-
-    def stop(self) -> None:
-        if self.world > 1 and dist.is_initialized():
-            dist.destroy_process_group()
 
 
 @dataclass(frozen=True)
@@ -372,46 +162,6 @@ def epoch_seed(seed: int, epoch: int) -> int:
     return seed * 100_003 + epoch
 
 
-def autocast_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
-    """bf16 where asked for, or with `auto` where the device computes it natively; else None."""
-    if config.precision == "fp32" or device.type not in ("cpu", "cuda"):
-        return None
-    if config.precision == "bf16":
-        return torch.bfloat16
-    native = (torch.cuda.is_bf16_supported() if device.type == "cuda"
-              else torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    return torch.bfloat16 if native else None
-
-
-class WeightAverage:
-    """Exponential moving average of a model's weights and buffers, with a warm-up so that
-    early updates are not swamped by the random initial weights (decay grows to `decay`)."""
-
-    def __init__(self, model: torch.nn.Module, decay: float) -> None:
-        self.module = copy.deepcopy(_original(model)).eval().requires_grad_(False)
-        self.decay = decay
-        self.updates = 0
-
-    @torch.no_grad()
-    def update(self, model: torch.nn.Module) -> None:
-        self.updates += 1
-        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
-        pairs = [(a, b) for a, b in zip(self.module.state_dict().values(),
-                                        _original(model).state_dict().values(), strict=True)]
-        floats = [(a, b) for a, b in pairs if a.is_floating_point()]
-        torch._foreach_lerp_([a for a, _ in floats], [b for _, b in floats], 1 - decay)
-        for a, b in pairs:
-            if not a.is_floating_point():
-                a.copy_(b)
-
-    def state_dict(self) -> dict:
-        return {"module": self.module.state_dict(), "updates": self.updates}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.module.load_state_dict(state["module"])
-        self.updates = state["updates"]
-
-
 @dataclass
 class Session:
     """What a training run holds while it runs."""
@@ -431,24 +181,19 @@ class Session:
     @property
     def evaluated(self) -> torch.nn.Module:
         """The model that is evaluated and saved: the weight average when there is one."""
-        return self.ema.module if self.ema is not None else _original(self.model)
+        return self.ema.module if self.ema is not None else unwrap(self.model)
 
     def state(self, epoch: int, elapsed: float) -> dict:
-        return {"model": _original(self.model).state_dict(),
+        return {"model": unwrap(self.model).state_dict(),
                 "optimizer": self.optimizer.state_dict(),
                 "ema": self.ema.state_dict() if self.ema is not None else {},
                 "config": asdict(self.config), "epoch": epoch, "elapsed": elapsed}
 
     def restore(self, state: dict) -> None:
-        _original(self.model).load_state_dict(state["model"])
+        unwrap(self.model).load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         if self.ema is not None:
             self.ema.load_state_dict(state["ema"])
-
-
-def _original(model: torch.nn.Module) -> torch.nn.Module:
-    model = getattr(model, "_orig_mod", model)  # torch.compile wraps the module
-    return model.module if isinstance(model, DistributedDataParallel) else model
 
 
 def start_session(config: TrainConfig, device: torch.device,
@@ -538,15 +283,6 @@ def train_epoch(session: Session, data: Tensors, epoch: int,
     seconds = time.perf_counter() - start
     return {"train_loss": loss / seen, "train_accuracy": right / seen, "seconds": seconds,
             "images_per_s": seen / seconds}
-
-
-def rank_slice(order: torch.Tensor, cluster: Cluster) -> torch.Tensor:
-    """This rank's share of an epoch's permutation: every world-th index from its rank on,
-    all shares the same length (the at most world - 1 left-over images wait for the next
-    epoch's permutation)."""
-    if cluster.world == 1:
-        return order
-    return order[cluster.rank::cluster.world][:len(order) // cluster.world]
 
 
 def score(model, data: Tensors) -> tuple[float, float]:
@@ -694,31 +430,6 @@ def _train(session: Session, run_dir: Path, data_dir, state: dict | None, log,
     return card
 
 
-def changed_flags(config, base, skip: tuple[str, ...] = ()) -> list[str]:
-    """The command-line flags of every field of a config dataclass that differs from `base`
-    (a tuple field gives its flag once per item)."""
-    words = []
-    for f in fields(config):
-        value, flag = getattr(config, f.name), "--" + f.name.replace("_", "-")
-        if f.name in skip or value == getattr(base, f.name):
-            continue
-        if isinstance(value, bool):
-            words.append(flag if value else "--no-" + flag[2:])
-        elif isinstance(value, tuple):
-            words += [word for item in value for word in (flag, str(item))]
-        else:
-            words += [flag, str(value)]
-    return words
-
-
-def train_command(config: TrainConfig) -> str:
-    """The `digitrec train` command line that reproduces a configuration: the model, then
-    every option that differs from the model's recipe (the data directory is not part of it;
-    the card's data checksums name the data)."""
-    return shlex.join(["digitrec", "train", "--model", config.model,
-                       *changed_flags(config, recipe(config.model), skip=("model",))])
-
-
 def format_epoch(row: dict, epochs: int) -> str:
     """One human-readable line per finished epoch."""
     text = (f"epoch {row['epoch']}/{epochs}  train loss {row['train_loss']:.4f} "
@@ -729,3 +440,16 @@ def format_epoch(row: dict, epochs: int) -> str:
         text += " (" + ", ".join(f"{name} {v['accuracy']:.2%}"
                                  for name, v in row["val_sources"].items()) + ")"
     return text + f"  {row['seconds']:.1f} s  {row['images_per_s']:.0f} img/s"
+
+
+MOVED = {"recipe": config_module, "fine_tune_recipe": config_module, "parse_source": config_module,
+         "changed_flags": config_module, "RECIPES": config_module}
+
+
+def __getattr__(name: str):
+    """Names that moved to `digitrec.config` still import from here, with a warning."""
+    if name in MOVED:
+        warnings.warn(f"digitrec.train.{name} moved to {MOVED[name].__name__}.{name}",
+                      DeprecationWarning, stacklevel=2)
+        return getattr(MOVED[name], name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -35,9 +35,10 @@ import torch.nn.functional as F
 
 from . import __version__
 from .augment import Augmentation, augment
-from .checkpoint import write_bytes
+from .config import SCHEDULES
 from .data import load_split
 from .export import to_onnx, with_metadata
+from .files import write_bytes
 from .folders import holdout_mask, load_folder
 from .models import create_model
 from .nondigits import font_files
@@ -53,7 +54,6 @@ from .rejection import (
     rendered_nondigits,
     stacked,
 )
-from .train import SCHEDULES
 
 INK = 30  # a column with a value above this (of 255) holds ink
 MIN_HALVED = 8  # digits narrower than this (a 1) are not halved: each half looks like a 1
