@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import typing
+from collections.abc import Callable
 from dataclasses import fields, replace
 from pathlib import Path
 
@@ -426,7 +427,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per TrainConfig field; unset flags keep the model's recipe value."""
     from .config import TrainConfig
+    from .models import list_models
 
+    registered = {"model": list_models, "dataset": dataset_names}
     hints = typing.get_type_hints(TrainConfig)
     for f in fields(TrainConfig):
         if hints[f.name] is bool:
@@ -435,19 +438,51 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
             kind = {"action": "append", "type": typing.get_args(hints[f.name])[0]}
         else:
             kind = {"type": hints[f.name]}
-        parser.add_argument(f"--{f.name.replace('_', '-')}", default=None, **kind,
-                            help=f"{f.metadata['help']} (default: the model's recipe)")
+        action = parser.add_argument(f"--{f.name.replace('_', '-')}", default=None, **kind,
+                                     help=f"{f.metadata['help']} (default: the model's recipe)")
+        if f.name in registered:
+            list_names(action, registered[f.name])
+
+
+def dataset_names() -> list[str]:
+    """The registered datasets' names (the data module is imported only when they are asked for)."""
+    from .data import list_datasets
+
+    return list_datasets()
+
+
+def list_names(action: argparse.Action, names: Callable[[], list[str]]) -> argparse.Action:
+    """Have the help of `action` end with the registered names (built-ins and plug-ins) that
+    `names()` returns when the help is printed."""
+    action.registered = (action.help, names)
+    return action
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose help can list registered names: they are looked up only when
+    help is printed, since looking for plug-ins takes time that other commands need not spend."""
+
+    def format_help(self) -> str:
+        try:
+            for action in self._actions:
+                if hasattr(action, "registered"):
+                    text, names = action.registered
+                    action.help = f"{text}; one of: {', '.join(names()).replace('%', '%%')}"
+        except DigitrecError as e:  # a plug-in that clashes with another name
+            self.exit(1, f"{self.prog}: error: {e}\n")
+        return super().format_help()
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for all subcommands."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="digitrec", description="Handwritten digit recognition with convolutional networks.")
     parser.add_argument("--version", action="version", version=f"digitrec {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     data = commands.add_parser("data", help="download/verify a dataset and summarise it")
-    data.add_argument("--dataset", default="mnist", help="mnist or fashion-mnist")
+    list_names(data.add_argument("--dataset", default="mnist", help="dataset (default mnist)"),
+               dataset_names)
     data.add_argument("--data-dir", help=DATA_DIR_HELP)
     data.set_defaults(run=cmd_data)
 
@@ -485,9 +520,9 @@ def build_parser() -> argparse.ArgumentParser:
                           help="evaluate on this image folder (DIR/<digit>/*.png, read as "
                                "`predict` reads images) instead of the test set; repeat for "
                                "several, each reported on its own (with --report: added to it)")
-    evaluate.add_argument("--dataset",
-                          help="test on this registered dataset instead of the one the runs "
-                               "were trained on (same classes)")
+    list_names(evaluate.add_argument("--dataset",
+                                     help="test on this dataset instead of the one the runs "
+                                          "were trained on (same classes)"), dataset_names)
     evaluate.add_argument("--verifier", help="with --report: the verifier whose refusal of "
                                              "non-digits is reported (default: the shipped one)")
     evaluate.set_defaults(run=cmd_evaluate)

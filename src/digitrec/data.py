@@ -7,6 +7,10 @@ or torchvision's `<root>/<Name>/raw/`, compressed or not, then in the dataset's 
 directories; missing files are downloaded from the dataset's mirrors into `<root>/<dataset>/`.
 Every file is checked against the SHA-256 of its decompressed bytes, so faithful recompressed
 copies pass and corrupt ones never get used. Decoded arrays are cached as `.npy`.
+
+Datasets are registered by name: in code with `register_dataset(spec)`, or by an installed
+plug-in, an entry point in the `digitrec.datasets` group that names a `DatasetSpec` of the
+entry point's name (see `digitrec.registry`), which then works with `digitrec ... --dataset NAME`.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import http.client
 import json
 import os
 import struct
+import sys
 import urllib.error
 import urllib.request
 import zlib
@@ -29,6 +34,7 @@ from tqdm import tqdm
 
 from .errors import DataIntegrityError, DataUnavailableError
 from .files import atomic_write, write_bytes, write_json
+from .registry import Registry
 
 SPLIT_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -49,13 +55,27 @@ class DatasetSpec:
     system_dirs: tuple[str, ...] = ()
 
 
-DATASETS: dict[str, DatasetSpec] = {}
+def _check_plugin(name: str, value: object) -> str | None:
+    """What is wrong with a plug-in's object for dataset `name`, if anything."""
+    if not isinstance(value, DatasetSpec):
+        return f"must name a DatasetSpec, not {type(value).__name__}"
+    return None if value.name == name else f"names a DatasetSpec called {value.name!r}, not {name!r}"
+
+
+_registry: Registry[DatasetSpec] = Registry("dataset", "digitrec.datasets", _check_plugin,
+                                            unknown=DataUnavailableError)
+DATASETS = _registry.entries  # registered so far; plug-ins join on first lookup or listing
 
 
 def register_dataset(spec: DatasetSpec) -> DatasetSpec:
-    """Add a dataset to the registry; a new IDX dataset is one call."""
-    DATASETS[spec.name] = spec
-    return spec
+    """Add a dataset to the registry (a new IDX dataset is one call); a name already
+    registered is a RegistryError."""
+    return _registry.register(spec.name, spec, owner=sys._getframe(1).f_globals.get("__name__", "?"))
+
+
+def list_datasets() -> list[str]:
+    """Names of all datasets: the built-in ones, those registered in code, then plug-ins'."""
+    return _registry.names()
 
 
 register_dataset(DatasetSpec(
@@ -91,12 +111,9 @@ register_dataset(DatasetSpec(
 
 
 def get_dataset(name: str) -> DatasetSpec:
-    """Look a dataset up by name, with a helpful error for unknown names."""
-    try:
-        return DATASETS[name]
-    except KeyError:
-        raise DataUnavailableError(
-            f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}") from None
+    """Look a dataset up by name (loading its plug-in on first use); an unknown name is a
+    DataUnavailableError that lists the known ones."""
+    return _registry.get(name)
 
 
 def _user_cache() -> Path:

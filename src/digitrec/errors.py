@@ -39,3 +39,7 @@ class ModelError(DigitrecError):
 
 class ExportError(DigitrecError):
     """An exported model failed its checks (parity with PyTorch, int8 accuracy) and was not kept."""
+
+
+class RegistryError(DigitrecError):
+    """A dataset or model name registered twice, or a plug-in that cannot be loaded."""

@@ -3,6 +3,10 @@
 Every model takes float images in [0, 1] shaped (N, 1, 28, 28) and returns logits (N, classes);
 its first layer subtracts the dataset mean and divides by the standard deviation, so a weights
 file carries its own preprocessing constants.
+
+Architectures are registered by name: in code with `@register_model(name)`, or by an installed
+plug-in, an entry point in the `digitrec.models` group whose name is the model's and which names
+its factory (see `digitrec.registry`); `digitrec train --model NAME` then trains it.
 """
 
 from __future__ import annotations
@@ -12,29 +16,40 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from .errors import ConfigError
+from .registry import Registry
+
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 
-_REGISTRY: dict[str, Callable[..., nn.Module]] = {}
+Factory = Callable[..., nn.Module]
 
 
-def register_model(name: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Decorator: make a model factory available by name."""
-    def add(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        _REGISTRY[name] = factory
-        return factory
+def _check_plugin(name: str, value: object) -> str | None:
+    """What is wrong with a plug-in's object for model `name`, if anything."""
+    return None if callable(value) else f"must name a model factory, not {type(value).__name__}"
+
+
+_registry: Registry[Factory] = Registry("model", "digitrec.models", _check_plugin,
+                                        unknown=ConfigError)
+
+
+def register_model(name: str) -> Callable[[Factory], Factory]:
+    """Decorator: make a model factory available by name; a name already registered is a
+    RegistryError."""
+    def add(factory: Factory) -> Factory:
+        return _registry.register(name, factory, owner=f"{factory.__module__}.{factory.__qualname__}")
     return add
 
 
 def list_models() -> list[str]:
-    """Names of all registered architectures."""
-    return sorted(_REGISTRY)
+    """Names of all architectures: the built-in ones, those registered in code, then plug-ins'."""
+    return _registry.names()
 
 
 def create_model(name: str, **kwargs) -> nn.Module:
-    """Build a registered architecture; kwargs go to its factory (and into the model card)."""
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(list_models())}")
-    return _REGISTRY[name](**kwargs)
+    """Build a registered architecture (loading its plug-in on first use); kwargs go to its
+    factory (and into the model card)."""
+    return _registry.get(name)(**kwargs)
 
 
 class Normalize(nn.Module):
