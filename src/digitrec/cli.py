@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .errors import DigitrecError
+from .errors import ConfigError, DigitrecError
 
 DATA_DIR_HELP = "directory with dataset files (default: $DIGITREC_DATA, else ~/.cache/digitrec/data)"
 VERIFIER_HELP = ("the .onnx file from `digitrec train-verifier` that tells digits from what is "
@@ -73,16 +73,13 @@ def train_config(args: argparse.Namespace):
     from .config import fine_tune_recipe, recipe
 
     overrides = config_overrides(args)
-    try:
-        if "init" in overrides:  # fine-tuning: the run's architecture, gentler defaults
-            from .checkpoint import read_card
-            from .predict import run_dir_of
+    if "init" in overrides:  # fine-tuning: the run's architecture, gentler defaults
+        from .checkpoint import read_card
+        from .predict import run_dir_of
 
-            model = overrides.setdefault("model", read_card(run_dir_of(overrides["init"]))["model"])
-            return replace(fine_tune_recipe(overrides["init"], model), **overrides)
-        return replace(recipe(overrides.get("model", "baseline")), **overrides)
-    except ValueError as e:
-        raise SystemExit(f"digitrec train: error: {e}") from None
+        model = overrides.setdefault("model", read_card(run_dir_of(overrides["init"]))["model"])
+        return replace(fine_tune_recipe(overrides["init"], model), **overrides)
+    return replace(recipe(overrides.get("model", "baseline")), **overrides)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -94,8 +91,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise DigitrecError("--nproc must be at least 1")
     if args.resume:
         if config_overrides(args) or args.out:
-            raise SystemExit("digitrec train: error: --resume continues a run with its own "
-                             "configuration; give no other training options")
+            raise ConfigError("--resume continues a run with its own configuration; give no "
+                              "other training options")
         run_dir, config = args.resume, None
     else:
         config = train_config(args)

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .errors import DataIntegrityError, DataUnavailableError
+from .errors import ConfigError, DataIntegrityError, DataUnavailableError
 from .files import atomic_write, write_bytes, write_json
 from .registry import Registry
 
@@ -288,7 +288,7 @@ def load_split(dataset: str = "mnist", split: str = "train",
     """Images (uint8 [N, 28, 28]) and labels (int64 [N]) of one split of a dataset."""
     spec = get_dataset(dataset)
     if split not in SPLIT_FILES:
-        raise ValueError(f"unknown split {split!r}; choose one of: {', '.join(SPLIT_FILES)}")
+        raise ConfigError(f"unknown split {split!r}; choose one of: {', '.join(SPLIT_FILES)}")
     images_name, labels_name = SPLIT_FILES[split]
     images, labels = (load_idx(locate(spec, name, data_dir, allow_download), spec.sha256[name])
                       for name in (images_name, labels_name))

@@ -30,7 +30,8 @@ class ImageTooLargeError(ImageDecodeError):
 
 
 class ConfigError(DigitrecError, ValueError):
-    """A training configuration that cannot work (unknown name, impossible sizes)."""
+    """Options that cannot work: an unknown name, an impossible size or range, options that
+    exclude each other (in training, prediction, serving or data loading)."""
 
 
 class ModelError(DigitrecError):

@@ -16,6 +16,8 @@ import io
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from .errors import ConfigError
+
 TRAILERS = ("-", ".-", ",-", "=", ".-.", "--")  # what people write after an amount
 SEPARATORS = (".", ",", "'")  # thousands separators
 
@@ -27,7 +29,7 @@ class DigitPool:
         self.images, self.labels = images, labels
         self._by_digit = [np.flatnonzero(labels == d) for d in range(10)]
         if any(len(indices) == 0 for indices in self._by_digit):
-            raise ValueError("a digit pool needs images of every digit")
+            raise ConfigError("a digit pool needs images of every digit")
 
     def by_digit(self, rng: np.random.Generator, digit: int) -> np.ndarray:
         """A random image of `digit`."""

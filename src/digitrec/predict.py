@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .calibration import card_temperature, softmax
-from .errors import ModelError
+from .errors import ConfigError, ModelError
 from .preprocess import ImageSource, ink_of, normalise_digit, preprocess
 from .reader import NumberReader, line_of, without_marks
 from .runtime import metadata_of, onnx_session
@@ -218,7 +218,7 @@ class Predictor:
                  min_confidence: float = 0.0, verifier: str | os.PathLike | None = None,
                  reader: str | os.PathLike | None = None, force_digit: bool = False) -> None:
         if not 0.0 <= min_confidence <= 1.0:
-            raise ValueError("min_confidence must be between 0 and 1")
+            raise ConfigError("min_confidence must be between 0 and 1")
         self.backend = load_backend(model)
         segment = str(reader) == SEGMENT
         self.reader = None if segment else load_reader(reader)  # None: cut numbers into digits
