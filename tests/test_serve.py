@@ -24,6 +24,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from digitrec.errors import ConfigError
 from digitrec.photos import render_digit, render_number
 from digitrec.serve import ServeConfig, create_app
 from digitrec.serve.batcher import MicroBatcher
@@ -437,3 +438,18 @@ def test_model_info_names_the_classes_of_a_run_directory(data_root: Path, tmp_pa
         info = fashion.get("/v1/model").json()
     assert info["labels"][9] == "Ankle boot" and info["dataset"] == "fashion-mnist"
     assert 0 < info["test_accuracy"] < 1
+
+
+def test_serve_flags_come_from_the_config():
+    """`digitrec serve` without options is the default ServeConfig; bad values are one error."""
+    from digitrec.cli import build_parser, main, serve_config
+
+    def config(*flags: str) -> ServeConfig:
+        return serve_config(build_parser().parse_args(["serve", *flags]))
+
+    assert config() == ServeConfig()
+    assert config("--max-body-mb", "2", "--timeout", "3", "--max-wait-ms", "0") == ServeConfig(
+        max_body_bytes=2 * 2**20, timeout_s=3.0, max_wait_ms=0.0)
+    with pytest.raises(ConfigError, match="max_body_bytes"):
+        ServeConfig(max_body_bytes=0)
+    assert main(["serve", "--max-batch", "0"]) == 1

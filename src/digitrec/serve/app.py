@@ -34,6 +34,7 @@ from ..errors import ImageDecodeError, ImageTooLargeError, UnsupportedImageError
 from ..predict import Prediction, Predictor, blank
 from ..preprocess import SIZE, preprocess
 from .batcher import MicroBatcher
+from .config import ServeConfig
 from .metrics import Metrics
 from .workers import supervise
 
@@ -41,21 +42,6 @@ STATIC = Path(__file__).parent / "static"
 BATCH_PIXELS = 512 * 512  # larger images are preprocessed in a thread of their own
 CONFIG_ENV = "DIGITREC_SERVE_CONFIG"  # how `--workers N` hands the configuration to each worker
 log = logging.getLogger("digitrec.serve")
-
-
-@dataclass(frozen=True)
-class ServeConfig:
-    """Everything `digitrec serve` can set."""
-
-    model: str | None = None  # .onnx file or run directory; None: the shipped model
-    verifier: str | None = None  # from `digitrec train-verifier`; None: the shipped one
-    reader: str | None = None  # from `digitrec train-reader`, or "segment"; None: the shipped one
-    max_batch: int = 64  # digits per model call (1 turns micro-batching off)
-    max_wait_ms: float = 2.0  # how long a batch waits to fill up
-    max_body_bytes: int = 10 * 2**20
-    max_batch_images: int = 256  # images per /v1/predict/batch request
-    timeout_s: float = 10.0  # per request
-    top_k: int = 3
 
 
 class ApiError(Exception):
