@@ -212,7 +212,12 @@ def test_health_readiness_model_and_metrics(client, photos):
     page = client.get("/")
     assert page.status_code == 200 and "<canvas" in page.text
     assert client.get("/static/app.js").status_code == 200
-    assert "/v1/predict" in client.get("/openapi.json").json()["paths"]
+    paths = client.get("/openapi.json").json()["paths"]
+    forms = paths["/v1/predict"]["post"]["requestBody"]["content"]
+    assert forms.keys() == {"image/*", "multipart/form-data", "application/json"}
+    assert forms["application/json"]["schema"]["properties"].keys() == {"image", "pixels"}
+    assert "images" in paths["/v1/predict/batch"]["post"]["requestBody"]["content"][
+        "application/json"]["schema"]["properties"]
 
 
 def test_concurrent_requests_share_model_calls():
