@@ -25,9 +25,10 @@ from typing import Annotated, ClassVar
 import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 from PIL import Image
+from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, BeforeValidator, Field, ValidationError, WithJsonSchema, model_validator
 from pydantic_core import PydanticCustomError
 from starlette.datastructures import UploadFile
@@ -446,9 +447,9 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
                             status_code=200 if ready else 503)
 
     @app.get("/metrics", response_class=PlainTextResponse)
-    async def prometheus() -> PlainTextResponse:
-        """Prometheus metrics: requests, latencies, batch sizes, errors."""
-        return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4")
+    async def prometheus() -> Response:
+        """Prometheus metrics: requests, latencies, batch sizes, errors (of every worker)."""
+        return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     return app
 
