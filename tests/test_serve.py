@@ -286,6 +286,15 @@ def post(url: str, body: bytes) -> int:
         return response.status
 
 
+def listening(port: int) -> bool:
+    """Whether a server accepts connections on the port."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
 def wait_ready(port: int) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -298,31 +307,61 @@ def wait_ready(port: int) -> None:
     raise AssertionError("the server did not become ready")
 
 
-def test_server_answers_and_shuts_down_gracefully(mnist_test):
+GATED_SERVER = """
+import asyncio, sys
+from pathlib import Path
+
+from digitrec.cli import main
+from digitrec.serve.app import Service
+
+gate, answer = Path(sys.argv[1]), Service.answer
+
+
+async def gated(self, item, options):
+    # each request says it is in flight, then waits for the test to open the gate
+    with open(gate / "in-flight", "a") as f:
+        f.write("1\\n")
+    while not (gate / "open").exists():
+        await asyncio.sleep(0.01)
+    return await answer(self, item, options)
+
+
+Service.answer = gated
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def test_server_answers_and_shuts_down_gracefully(mnist_test, tmp_path: Path):
+    """Requests in flight when SIGTERM comes still get their answers."""
     images = mnist_test[0]
-    photo = render_number([images[i] for i in range(5)], np.random.default_rng(7))
-    number = png(photo.resize((photo.width * 8, photo.height * 8)))  # a large photo: slow to read
+    number = png(render_number([images[i] for i in range(5)], np.random.default_rng(7)))
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "digitrec", "serve", "--port", str(port)],
+    server = subprocess.Popen([sys.executable, "-c", GATED_SERVER, str(tmp_path), "serve",
+                               "--port", str(port)],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         wait_ready(port)
         statuses: list[int] = []
-        answered: list[float] = []
 
         def client() -> None:
             statuses.append(post(f"http://127.0.0.1:{port}/v1/predict?multi=true", number))
-            answered.append(time.monotonic())
 
         clients = [threading.Thread(target=client) for _ in range(16)]
         for thread in clients:
             thread.start()
-        time.sleep(0.3)  # all connected; reading 16 numbers takes longer than this
+        in_flight = tmp_path / "in-flight"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and (
+                not in_flight.exists() or len(in_flight.read_text().split()) < 16):
+            time.sleep(0.01)
+        assert len(in_flight.read_text().split()) == 16  # all 16 wait at the gate
         server.send_signal(signal.SIGTERM)  # in-flight requests still get their answers
-        signalled = time.monotonic()
+        while time.monotonic() < deadline and listening(port):  # shutting down now
+            time.sleep(0.01)
+        assert not listening(port)
+        (tmp_path / "open").touch()
         for thread in clients:
             thread.join(timeout=30)
-        assert max(answered) > signalled  # some answers came after the signal
         # uvicorn re-raises the signal after its graceful shutdown: the status says SIGTERM
         assert server.wait(timeout=30) in (0, -signal.SIGTERM)
         assert statuses == [200] * 16
