@@ -20,10 +20,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import psutil
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from digitrec.errors import ConfigError
 from digitrec.photos import render_digit, render_number
 from digitrec.serve import ServeConfig, create_app
 from digitrec.serve.batcher import MicroBatcher
@@ -211,7 +213,12 @@ def test_health_readiness_model_and_metrics(client, photos):
     page = client.get("/")
     assert page.status_code == 200 and "<canvas" in page.text
     assert client.get("/static/app.js").status_code == 200
-    assert "/v1/predict" in client.get("/openapi.json").json()["paths"]
+    paths = client.get("/openapi.json").json()["paths"]
+    forms = paths["/v1/predict"]["post"]["requestBody"]["content"]
+    assert forms.keys() == {"image/*", "multipart/form-data", "application/json"}
+    assert forms["application/json"]["schema"]["properties"].keys() == {"image", "pixels"}
+    assert "images" in paths["/v1/predict/batch"]["post"]["requestBody"]["content"][
+        "application/json"]["schema"]["properties"]
 
 
 def test_concurrent_requests_share_model_calls():
@@ -279,6 +286,15 @@ def post(url: str, body: bytes) -> int:
         return response.status
 
 
+def listening(port: int) -> bool:
+    """Whether a server accepts connections on the port."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
 def wait_ready(port: int) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -291,31 +307,61 @@ def wait_ready(port: int) -> None:
     raise AssertionError("the server did not become ready")
 
 
-def test_server_answers_and_shuts_down_gracefully(mnist_test):
+GATED_SERVER = """
+import asyncio, sys
+from pathlib import Path
+
+from digitrec.cli import main
+from digitrec.serve.app import Service
+
+gate, answer = Path(sys.argv[1]), Service.answer
+
+
+async def gated(self, item, options):
+    # each request says it is in flight, then waits for the test to open the gate
+    with open(gate / "in-flight", "a") as f:
+        f.write("1\\n")
+    while not (gate / "open").exists():
+        await asyncio.sleep(0.01)
+    return await answer(self, item, options)
+
+
+Service.answer = gated
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def test_server_answers_and_shuts_down_gracefully(mnist_test, tmp_path: Path):
+    """Requests in flight when SIGTERM comes still get their answers."""
     images = mnist_test[0]
-    photo = render_number([images[i] for i in range(5)], np.random.default_rng(7))
-    number = png(photo.resize((photo.width * 8, photo.height * 8)))  # a large photo: slow to read
+    number = png(render_number([images[i] for i in range(5)], np.random.default_rng(7)))
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "digitrec", "serve", "--port", str(port)],
+    server = subprocess.Popen([sys.executable, "-c", GATED_SERVER, str(tmp_path), "serve",
+                               "--port", str(port)],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         wait_ready(port)
         statuses: list[int] = []
-        answered: list[float] = []
 
         def client() -> None:
             statuses.append(post(f"http://127.0.0.1:{port}/v1/predict?multi=true", number))
-            answered.append(time.monotonic())
 
         clients = [threading.Thread(target=client) for _ in range(16)]
         for thread in clients:
             thread.start()
-        time.sleep(0.3)  # all connected; reading 16 numbers takes longer than this
+        in_flight = tmp_path / "in-flight"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and (
+                not in_flight.exists() or len(in_flight.read_text().split()) < 16):
+            time.sleep(0.01)
+        assert len(in_flight.read_text().split()) == 16  # all 16 wait at the gate
         server.send_signal(signal.SIGTERM)  # in-flight requests still get their answers
-        signalled = time.monotonic()
+        while time.monotonic() < deadline and listening(port):  # shutting down now
+            time.sleep(0.01)
+        assert not listening(port)
+        (tmp_path / "open").touch()
         for thread in clients:
             thread.join(timeout=30)
-        assert max(answered) > signalled  # some answers came after the signal
         # uvicorn re-raises the signal after its graceful shutdown: the status says SIGTERM
         assert server.wait(timeout=30) in (0, -signal.SIGTERM)
         assert statuses == [200] * 16
@@ -326,11 +372,11 @@ def test_server_answers_and_shuts_down_gracefully(mnist_test):
 
 
 def healthz_count(connection: http.client.HTTPConnection) -> int:
-    """How many /healthz requests the worker behind this connection has answered."""
+    """How many /healthz requests /metrics counts, scraped over this connection."""
     connection.request("GET", "/metrics")
     text = connection.getresponse().read().decode()
-    return int(next(line.split()[-1] for line in text.splitlines()
-                    if line.startswith('digitrec_requests_total{route="/healthz"')))
+    return int(float(next(line.split()[-1] for line in text.splitlines()
+                          if line.startswith('digitrec_requests_total{route="/healthz"'))))
 
 
 @contextlib.contextmanager
@@ -348,28 +394,30 @@ def two_workers(port: int, *options: str) -> Iterator[subprocess.Popen]:
             server.kill()
 
 
-def test_workers_share_the_connections_and_stop_together():
+def test_workers_share_the_connections_and_add_up_their_metrics():
     port = free_port()
-    with two_workers(port) as server:
-        wait_ready(port)  # one worker listens; the other may still be loading the model
-        deadline, counts = time.monotonic() + 30, [0]
-        while len(set(counts)) < 2 and time.monotonic() < deadline:
-            connections = [http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-                           for _ in range(24)]
-            for connection in connections:
-                connection.request("GET", "/healthz")
-                assert connection.getresponse().read() == b'{"status":"ok"}'
-            # each worker counts the requests it answered: the connections that went to one
-            # worker all see one count, those that went to the other another
-            counts = [healthz_count(c) for c in connections]
-            for connection in connections:
-                connection.close()
-        assert len(set(counts)) == 2
+    with two_workers(port, "--log-level", "warning") as server:
+        assert f"2 workers ready on http://127.0.0.1:{port}" in server.stdout.readline()
+        connections = [http.client.HTTPConnection("127.0.0.1", port, timeout=30) for _ in range(24)]
+        for connection in connections:
+            connection.request("GET", "/healthz")
+            assert connection.getresponse().read() == b'{"status":"ok"}'
+        held = [sum(c.status == psutil.CONN_ESTABLISHED and c.laddr.port == port
+                    for c in psutil.Process(pid).net_connections("tcp"))
+                for pid in worker_pids(server.pid)]
+        assert len(held) == 2 and min(held) > 0  # each worker answered some of them
+        # a worker counts a request just after answering it: the last one may lag a moment
+        deadline = time.monotonic() + 10
+        while healthz_count(connections[0]) < 24 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        # every scrape, whichever worker answers it, counts the requests of both
+        assert [healthz_count(c) for c in connections] == [24] * 24
+        for connection in connections:
+            connection.close()
         second = subprocess.run([sys.executable, "-m", "digitrec", "serve", "--port", str(port),
                                  "--workers", "2"], capture_output=True, text=True, timeout=60)
         assert second.returncode == 1 and "cannot listen" in second.stderr  # never shares a port
-    output = server.stdout.read()
-    assert f"2 workers ready on http://127.0.0.1:{port}" in output and "Traceback" not in output
+    assert "Traceback" not in server.stdout.read()
 
 
 def worker_pids(supervisor: int) -> list[int]:
@@ -437,3 +485,18 @@ def test_model_info_names_the_classes_of_a_run_directory(data_root: Path, tmp_pa
         info = fashion.get("/v1/model").json()
     assert info["labels"][9] == "Ankle boot" and info["dataset"] == "fashion-mnist"
     assert 0 < info["test_accuracy"] < 1
+
+
+def test_serve_flags_come_from_the_config():
+    """`digitrec serve` without options is the default ServeConfig; bad values are one error."""
+    from digitrec.cli import build_parser, main, serve_config
+
+    def config(*flags: str) -> ServeConfig:
+        return serve_config(build_parser().parse_args(["serve", *flags]))
+
+    assert config() == ServeConfig()
+    assert config("--max-body-mb", "2", "--timeout", "3", "--max-wait-ms", "0") == ServeConfig(
+        max_body_bytes=2 * 2**20, timeout_s=3.0, max_wait_ms=0.0)
+    with pytest.raises(ConfigError, match="max_body_bytes"):
+        ServeConfig(max_body_bytes=0)
+    assert main(["serve", "--max-batch", "0"]) == 1

@@ -11,7 +11,7 @@ import sys
 import time
 import typing
 from collections.abc import Callable
-from dataclasses import fields, replace
+from dataclasses import Field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -20,12 +20,8 @@ from . import __version__
 from .errors import ConfigError, DigitrecError
 
 DATA_DIR_HELP = "directory with dataset files (default: $DIGITREC_DATA, else ~/.cache/digitrec/data)"
-VERIFIER_HELP = ("the .onnx file from `digitrec train-verifier` that tells digits from what is "
-                 "not a digit, and judges where numbers are cut (default: the shipped one)")
 FORCE_HELP = ("answer a digit even for what does not look like one (a letter, a shape, a "
               "scribble), and keep every mark in a number")
-READER_HELP = ("the .onnx file from `digitrec train-reader` that reads written numbers (default: "
-               "the shipped one), or `segment` to cut numbers into digits and read each instead")
 
 
 def cmd_data(args: argparse.Namespace) -> int:
@@ -402,23 +398,60 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve the drawing page and the HTTP API."""
-    try:
-        from .serve import ServeConfig, run
-    except ImportError:
-        raise DigitrecError("this command needs the serve extra: pip install 'digitrec[serve]'") from None
-    if args.workers < 1 or args.max_batch < 1 or args.max_wait_ms < 0 or args.max_body_mb <= 0:
-        raise DigitrecError("--workers and --max-batch must be at least 1, --max-wait-ms at "
-                            "least 0 and --max-body-mb above 0")
-    config = ServeConfig(model=args.model, verifier=args.verifier, reader=args.reader,
-                         max_batch=args.max_batch,
-                         max_wait_ms=args.max_wait_ms, max_body_bytes=int(args.max_body_mb * 2**20),
-                         timeout_s=args.timeout)
     from .predict import Predictor
 
+    try:
+        from .serve import run
+    except ImportError:
+        raise DigitrecError("this command needs the serve extra: pip install 'digitrec[serve]'") from None
+    if args.workers < 1:
+        raise DigitrecError("--workers must be at least 1")
+    config = serve_config(args)
     # a bad model is one clear error here, not one per worker
-    Predictor(args.model, verifier=args.verifier, reader=args.reader)
+    Predictor(config.model, verifier=config.verifier, reader=config.reader)
     return run(config, host=args.host, port=args.port, workers=args.workers,
                log_level=args.log_level)
+
+
+def serve_config(args: argparse.Namespace):
+    """The ServeConfig the `digitrec serve` flags give (validated by ServeConfig itself)."""
+    from .serve import ServeConfig
+
+    return ServeConfig(**{f.name: serve_value(f, getattr(args, f.name))
+                          for f in serve_fields(ServeConfig)})
+
+
+def serve_fields(config: type) -> list[Field]:
+    """The ServeConfig fields that are `digitrec serve` flags."""
+    return [f for f in fields(config) if "help" in f.metadata]
+
+
+def serve_value(f: Field, value):
+    """A flag's value in its field's units (--max-body-mb 2 is max_body_bytes 2 * 2**20)."""
+    scale = f.metadata["scale"]
+    return value if scale == 1 else type(f.default)(value * scale)
+
+
+def flag_default(f: Field):
+    """A field's default in its flag's units."""
+    scale = f.metadata["scale"]
+    return f.default if scale == 1 else f.default / scale
+
+
+def add_serve_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per ServeConfig field that has help text, its default the field's."""
+    from .serve import ServeConfig
+
+    hints = typing.get_type_hints(ServeConfig)
+    for f in serve_fields(ServeConfig):
+        meta, default = f.metadata, flag_default(f)
+        help = meta["help"] if default is None else \
+            f"{meta['help']} (default {default:g}{' ' + meta['unit'] if meta['unit'] else ''})"
+        kind = float if meta["scale"] != 1 else \
+            next(t for t in typing.get_args(hints[f.name]) or [hints[f.name]] if t is not type(None))
+        flag = meta["flag"] or f.name.replace("_", "-")
+        parser.add_argument(f"--{flag}", dest=f.name, metavar=flag.upper().replace("-", "_"),
+                            type=kind, default=default, help=help)
 
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
@@ -590,12 +623,15 @@ def build_parser() -> argparse.ArgumentParser:
     reader.add_argument("--data-dir", help=DATA_DIR_HELP)
     reader.set_defaults(run=cmd_train_reader)
 
+    from .predict import DEFAULT_TOP_K, READER_HELP, VERIFIER_HELP
+
     predict = commands.add_parser("predict", help="recognise digits in image files")
     predict.add_argument("paths", nargs="+", metavar="PATH",
                          help="image file, directory (searched recursively) or - for stdin")
     predict.add_argument("--model", help="an .onnx file from `digitrec export` or a run directory "
                                          "from `digitrec train` (default: the shipped MNIST model)")
-    predict.add_argument("--top-k", type=int, default=3, help="how many ranked answers to show")
+    predict.add_argument("--top-k", type=int, default=DEFAULT_TOP_K,
+                         help=f"how many ranked answers to show (default {DEFAULT_TOP_K})")
     predict.add_argument("--multi", action="store_true",
                          help="read a written number (one line of digits) instead of one digit")
     predict.add_argument("--min-confidence", type=float, default=0.0, metavar="P",
@@ -610,23 +646,13 @@ def build_parser() -> argparse.ArgumentParser:
     predict.set_defaults(run=cmd_predict)
 
     serve = commands.add_parser("serve", help="serve the drawing page and the HTTP API")
-    serve.add_argument("--model", help="an .onnx file or a run directory (default: the shipped model)")
-    serve.add_argument("--reader", help=READER_HELP)
-    serve.add_argument("--verifier", help=VERIFIER_HELP)
+    add_serve_flags(serve)
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     serve.add_argument("--log-level", default="info",
                        choices=["critical", "error", "warning", "info", "debug"],
                        help="info (default) logs every request; warning only problems")
-    serve.add_argument("--max-batch", type=int, default=64,
-                       help="most digits per model call; 1 turns micro-batching off (default 64)")
-    serve.add_argument("--max-wait-ms", type=float, default=2.0,
-                       help="how long a batch waits to fill up (default 2 ms)")
-    serve.add_argument("--max-body-mb", type=float, default=10.0,
-                       help="largest request body accepted (default 10 MB)")
-    serve.add_argument("--timeout", type=float, default=10.0,
-                       help="seconds before a request is answered 503 (default 10)")
     serve.set_defaults(run=cmd_serve)
     return parser
 

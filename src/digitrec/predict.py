@@ -106,6 +106,12 @@ SHIPPED_RUN = "digits-accurate"  # in digitrec/assets/: the shipped model's run 
 DEFAULT_VERIFIER = "digit-verifier.onnx"  # in digitrec/assets/: see digitrec.verifier
 DEFAULT_READER = "number-reader.onnx"  # in digitrec/assets/: see digitrec.reader
 SEGMENT = "segment"  # the reader option that cuts numbers into digits instead
+DEFAULT_TOP_K = 3  # ranked answers in each prediction
+# what the `verifier` and `reader` options mean, for every command that takes them
+VERIFIER_HELP = ("the .onnx file from `digitrec train-verifier` that tells digits from what is "
+                 "not a digit, and judges where numbers are cut (default: the shipped one)")
+READER_HELP = ("the .onnx file from `digitrec train-reader` that reads written numbers (default: "
+               "the shipped one), or `segment` to cut numbers into digits and read each instead")
 VERIFIER_LABELS = ["pieces", "digit", "other"]  # the verifier's outputs (see digitrec.verifier)
 WHOLE, OTHER = VERIFIER_LABELS.index("digit"), VERIFIER_LABELS.index("other")
 ONNX_BATCH = 1024  # images per ONNX Runtime call (bounds memory on large inputs)
@@ -214,7 +220,7 @@ def load_reader(path: str | os.PathLike | None = None) -> NumberReader:
 class Predictor:
     """Recognise digits (or written numbers) in images with a trained model."""
 
-    def __init__(self, model: str | os.PathLike | None = None, top_k: int = 3,
+    def __init__(self, model: str | os.PathLike | None = None, top_k: int = DEFAULT_TOP_K,
                  min_confidence: float = 0.0, verifier: str | os.PathLike | None = None,
                  reader: str | os.PathLike | None = None, force_digit: bool = False) -> None:
         if not 0.0 <= min_confidence <= 1.0:

@@ -16,17 +16,21 @@ import json
 import logging
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Annotated, ClassVar
 
 import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 from PIL import Image
+from prometheus_client import CONTENT_TYPE_LATEST
+from pydantic import BaseModel, BeforeValidator, Field, ValidationError, WithJsonSchema, model_validator
+from pydantic_core import PydanticCustomError
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
@@ -34,6 +38,7 @@ from ..errors import ImageDecodeError, ImageTooLargeError, UnsupportedImageError
 from ..predict import Prediction, Predictor, blank
 from ..preprocess import SIZE, preprocess
 from .batcher import MicroBatcher
+from .config import ServeConfig
 from .metrics import Metrics
 from .workers import supervise
 
@@ -41,21 +46,6 @@ STATIC = Path(__file__).parent / "static"
 BATCH_PIXELS = 512 * 512  # larger images are preprocessed in a thread of their own
 CONFIG_ENV = "DIGITREC_SERVE_CONFIG"  # how `--workers N` hands the configuration to each worker
 log = logging.getLogger("digitrec.serve")
-
-
-@dataclass(frozen=True)
-class ServeConfig:
-    """Everything `digitrec serve` can set."""
-
-    model: str | None = None  # .onnx file or run directory; None: the shipped model
-    verifier: str | None = None  # from `digitrec train-verifier`; None: the shipped one
-    reader: str | None = None  # from `digitrec train-reader`, or "segment"; None: the shipped one
-    max_batch: int = 64  # digits per model call (1 turns micro-batching off)
-    max_wait_ms: float = 2.0  # how long a batch waits to fill up
-    max_body_bytes: int = 10 * 2**20
-    max_batch_images: int = 256  # images per /v1/predict/batch request
-    timeout_s: float = 10.0  # per request
-    top_k: int = 3
 
 
 class ApiError(Exception):
@@ -102,50 +92,71 @@ def _replay(body: bytes):
     return receive
 
 
-def pixels_item(value: object) -> np.ndarray:
-    """A 28x28 array of numbers in [0, 1], white digit on black (as MNIST and the model see it)."""
-    problem = ApiError(422, "pixels must be a 28x28 array of numbers in [0, 1] "
-                            "(white digit on black, as in MNIST)")
-    try:
-        array = np.asarray(value, dtype=np.float32)
-    except (ValueError, TypeError):
-        raise problem from None
-    if array.shape != (SIZE, SIZE) or not np.isfinite(array).all() or array.min() < 0 \
-            or array.max() > 1:
-        raise problem
-    return array
-
-
-def base64_item(value: object) -> bytes:
+def decode_base64(value: object) -> bytes:
     """Image bytes from base64 text (a `data:` URL prefix is allowed)."""
     if not isinstance(value, str):
-        raise ApiError(422, "image must be a base64 string")
+        raise PydanticCustomError("base64_type", "image must be a base64 string")
     if value.startswith("data:"):
         value = value.partition(",")[2]
     try:
         return base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
-        raise ApiError(422, "image is not valid base64") from None
+        raise PydanticCustomError("base64", "image is not valid base64") from None
 
 
-def json_items(payload: object, many: bool) -> list[Item]:
-    """Items from a JSON body: {"image": base64} or {"pixels": 28x28}; for a batch,
-    {"images": [base64, ...]} or {"pixels": [28x28, ...]}."""
-    keys = ('"images" (list of base64) or "pixels" (list of 28x28 arrays)' if many
-            else '"image" (base64) or "pixels" (28x28 array)')
-    if not isinstance(payload, dict) or not ({"image", "images", "pixels"} & payload.keys()):
-        raise ApiError(422, f"JSON body must be an object with {keys}")
-    if not many:
-        if "image" in payload:
-            return [base64_item(payload["image"])]
-        if "pixels" in payload:
-            return [pixels_item(payload["pixels"])]
-        raise ApiError(422, f"JSON body must be an object with {keys}")
-    values = payload.get("images", payload.get("pixels"))
-    if not isinstance(values, list):
-        raise ApiError(422, f"JSON body must be an object with {keys}")
-    convert = base64_item if "images" in payload else pixels_item
-    return [convert(v) for v in values]
+Base64Image = Annotated[bytes, BeforeValidator(decode_base64), WithJsonSchema({
+    "type": "string", "contentEncoding": "base64",
+    "description": "an image file in base64 (a data: URL prefix is allowed)"})]
+PixelRow = Annotated[list[Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]],
+                     Field(min_length=SIZE, max_length=SIZE)]
+Pixels = Annotated[list[PixelRow], Field(
+    min_length=SIZE, max_length=SIZE,
+    description="28x28 numbers in [0, 1], white digit on black (as MNIST and the model see it)")]
+
+
+class ImagesBody(BaseModel):
+    """A JSON request body: its images in one of its fields (the first one given is read)."""
+
+    expected: ClassVar[str]  # what the body must hold, for the error when it holds nothing
+
+    @model_validator(mode="after")
+    def _has_images(self) -> ImagesBody:
+        if all(getattr(self, name) is None for name in type(self).model_fields):
+            raise PydanticCustomError("no_image", "JSON body must be an object with {expected}",
+                                      {"expected": self.expected})
+        return self
+
+
+class DigitBody(ImagesBody):
+    """The JSON body of /v1/predict: one image file, or one digit's pixels."""
+
+    expected: ClassVar[str] = '"image" (base64) or "pixels" (28x28 array)'
+    image: Base64Image | None = None
+    pixels: Pixels | None = None
+
+    def items(self) -> list[Item]:
+        return [self.image if self.image is not None else np.asarray(self.pixels, np.float32)]
+
+
+class BatchBody(ImagesBody):
+    """The JSON body of /v1/predict/batch: image files, or digits' pixels."""
+
+    expected: ClassVar[str] = '"images" (list of base64) or "pixels" (list of 28x28 arrays)'
+    images: list[Base64Image] | None = None
+    pixels: list[Pixels] | None = None
+
+    def items(self) -> list[Item]:
+        if self.images is not None:
+            return list(self.images)
+        return [np.asarray(digit, np.float32) for digit in self.pixels or []]
+
+
+def json_items(body: bytes, model: type[DigitBody | BatchBody]) -> list[Item]:
+    """The items of a JSON body, as its model validates them (a 422 that says what is wrong)."""
+    try:
+        return model.model_validate_json(body).items()
+    except ValidationError as e:
+        raise RequestValidationError(e.errors(include_url=False)) from None
 
 
 async def parse_items(request: Request, config: ServeConfig, many: bool) -> list[Item]:
@@ -163,11 +174,7 @@ async def parse_items(request: Request, config: ServeConfig, many: bool) -> list
             raise ApiError(422, f"malformed multipart body ({e})") from None
         items = [await part.read() for _, part in form.multi_items() if isinstance(part, UploadFile)]
     elif content_type == "application/json":
-        try:
-            payload = json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise ApiError(422, "body is not valid JSON") from None
-        items = json_items(payload, many)
+        items = json_items(body, BatchBody if many else DigitBody)
     else:
         forms = "multipart/form-data or application/json" if many else \
             "an image (image/png, image/jpeg, ...), multipart/form-data with a file, or application/json"
@@ -315,21 +322,30 @@ def route_label(scope) -> str:
     return "/static" if path.startswith("/static/") else "other"
 
 
-REQUEST_BODY = {"requestBody": {"required": True, "content": {
-    "image/*": {"schema": {"type": "string", "format": "binary"}},
-    "multipart/form-data": {"schema": {"type": "object", "properties": {
-        "file": {"type": "string", "format": "binary"}}}},
-    "application/json": {"schema": {"type": "object", "properties": {
-        "image": {"type": "string", "description": "base64 image file"},
-        "pixels": {"type": "array", "description": "28x28 numbers in [0, 1], white on black"}}}},
-}}}
-BATCH_BODY = {"requestBody": {"required": True, "content": {
-    "multipart/form-data": {"schema": {"type": "object", "properties": {
-        "files": {"type": "array", "items": {"type": "string", "format": "binary"}}}}},
-    "application/json": {"schema": {"type": "object", "properties": {
-        "images": {"type": "array", "items": {"type": "string"}},
-        "pixels": {"type": "array", "items": {"type": "array"}}}}},
-}}}
+def request_body(json_body: type[BaseModel], **files: dict) -> dict:
+    """The OpenAPI description of a request body: the JSON model's schema, and the forms that
+    send image files instead (`files`: content type -> schema)."""
+    content = {kind: {"schema": schema} for kind, schema in files.items()}
+    content["application/json"] = {"schema": json_body.model_json_schema()}
+    return {"requestBody": {"required": True, "content": content}}
+
+
+BINARY = {"type": "string", "format": "binary"}
+DIGIT_REQUEST = request_body(DigitBody, **{
+    "image/*": BINARY,
+    "multipart/form-data": {"type": "object", "properties": {"file": BINARY}}})
+BATCH_REQUEST = request_body(BatchBody, **{
+    "multipart/form-data": {"type": "object", "properties": {
+        "files": {"type": "array", "items": BINARY}}}})
+MAX_SHOWN_ERRORS = 3  # problems named in one answer (a bad 28x28 array can have 784)
+
+
+def validation_message(errors: Sequence[dict]) -> str:
+    """What is wrong with a request: its first problems, each with where it is."""
+    shown = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" if e["loc"] else e["msg"]
+             for e in errors[:MAX_SHOWN_ERRORS]]
+    more = len(errors) - len(shown)
+    return "; ".join(shown) + (f" (and {more} more)" if more else "")
 
 
 def create_app(config: ServeConfig | None = None) -> FastAPI:
@@ -368,8 +384,7 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, error: RequestValidationError) -> JSONResponse:
-        return error_response(422, "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
-                                             for e in error.errors()))
+        return error_response(422, validation_message(error.errors()))
 
     @app.exception_handler(Exception)
     async def internal(_: Request, error: Exception) -> JSONResponse:
@@ -380,7 +395,7 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
     async def index() -> FileResponse:
         return FileResponse(STATIC / "index.html")
 
-    @app.post("/v1/predict", openapi_extra=REQUEST_BODY)
+    @app.post("/v1/predict", openapi_extra=DIGIT_REQUEST)
     async def predict(request: Request, multi: bool = False, preprocessed: bool = False,
                       force_digit: bool = False) -> JSONResponse:
         """Recognise one image: the digit, its confidence, the ten probabilities and the top k
@@ -392,7 +407,7 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
         # a plain JSON response: FastAPI would re-encode the finished dict value by value
         return JSONResponse(await service.answer_in_time(item, options))
 
-    @app.post("/v1/predict/batch", openapi_extra=BATCH_BODY)
+    @app.post("/v1/predict/batch", openapi_extra=BATCH_REQUEST)
     async def predict_batch(request: Request, multi: bool = False,
                             force_digit: bool = False) -> JSONResponse:
         """Recognise several images; each result is an answer or {"error": ...}."""
@@ -432,9 +447,9 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
                             status_code=200 if ready else 503)
 
     @app.get("/metrics", response_class=PlainTextResponse)
-    async def prometheus() -> PlainTextResponse:
-        """Prometheus metrics: requests, latencies, batch sizes, errors."""
-        return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4")
+    async def prometheus() -> Response:
+        """Prometheus metrics: requests, latencies, batch sizes, errors (of every worker)."""
+        return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     return app
 

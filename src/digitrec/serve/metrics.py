@@ -1,70 +1,52 @@
-"""Prometheus metrics in the text exposition format: request counts, latencies, batch sizes."""
+"""Prometheus metrics (prometheus_client): request counts, latencies, batch sizes.
+
+With several workers (`digitrec serve --workers N`) the supervisor sets
+$PROMETHEUS_MULTIPROC_DIR: every worker writes its values there and `/metrics` adds up all of
+them, so a scrape sees the whole service whichever worker answers it. In one process the
+metrics live in the app's own registry (several apps in one process do not collide).
+"""
 
 from __future__ import annotations
 
-import threading
-from collections import defaultdict
+import os
 
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
-
-
-class Histogram:
-    """Cumulative-bucket histogram of observed values."""
-
-    def __init__(self, buckets: tuple[float, ...]) -> None:
-        self.buckets = buckets
-        self.counts = [0] * len(buckets)
-        self.total, self.count = 0.0, 0
-
-    def observe(self, value: float) -> None:
-        for i, bound in enumerate(self.buckets):
-            if value <= bound:
-                self.counts[i] += 1
-        self.total += value
-        self.count += 1
-
-    def lines(self, name: str, labels: str = "") -> list[str]:
-        sep = "," if labels else ""
-        rows = [f'{name}_bucket{{{labels}{sep}le="{bound:g}"}} {n}'
-                for bound, n in zip(self.buckets, self.counts, strict=True)]
-        rows.append(f'{name}_bucket{{{labels}{sep}le="+Inf"}} {self.count}')
-        suffix = f"{{{labels}}}" if labels else ""
-        return [*rows, f"{name}_sum{suffix} {self.total:.6f}", f"{name}_count{suffix} {self.count}"]
 
 
 class Metrics:
     """What `GET /metrics` reports; safe to update from several threads."""
 
     def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.requests: dict[tuple[str, int], int] = defaultdict(int)
-        self.latency: dict[str, Histogram] = {}
-        self.batches = Histogram(BATCH_BUCKETS)
+        self.registry = CollectorRegistry()
+        # prometheus_client reads the variable when first imported: it is set before the
+        # workers start
+        shared = bool(os.environ.get(MULTIPROC_ENV))
+        if shared:  # values go to the shared directory; the collector reads every worker's
+            MultiProcessCollector(self.registry)
+        own = None if shared else self.registry
+        self.requests = Counter("digitrec_requests", "HTTP requests by route and status.",
+                                ["route", "status"], registry=own)
+        self.errors = Counter("digitrec_errors", "Requests answered with a 4xx or 5xx status.",
+                              registry=own)
+        self.latency = Histogram("digitrec_request_seconds", "Time to answer a request.",
+                                 ["route"], buckets=LATENCY_BUCKETS, registry=own)
+        self.batches = Histogram("digitrec_batch_size", "Digits per model call.",
+                                 buckets=BATCH_BUCKETS, registry=own)
 
     def request(self, route: str, status: int, seconds: float) -> None:
-        with self.lock:
-            self.requests[route, status] += 1
-            self.latency.setdefault(route, Histogram(LATENCY_BUCKETS)).observe(seconds)
+        self.requests.labels(route, str(status)).inc()
+        if status >= 400:
+            self.errors.inc()
+        self.latency.labels(route).observe(seconds)
 
     def batch(self, size: int) -> None:
-        with self.lock:
-            self.batches.observe(size)
+        self.batches.observe(size)
 
-    def render(self) -> str:
-        with self.lock:
-            lines = ["# HELP digitrec_requests_total HTTP requests by route and status.",
-                     "# TYPE digitrec_requests_total counter"]
-            lines += [f'digitrec_requests_total{{route="{route}",status="{status}"}} {n}'
-                      for (route, status), n in sorted(self.requests.items())]
-            lines += ["# HELP digitrec_errors_total Requests answered with a 4xx or 5xx status.",
-                      "# TYPE digitrec_errors_total counter",
-                      f"digitrec_errors_total {sum(n for (_, s), n in self.requests.items() if s >= 400)}",
-                      "# HELP digitrec_request_seconds Time to answer a request.",
-                      "# TYPE digitrec_request_seconds histogram"]
-            for route, histogram in sorted(self.latency.items()):
-                lines += histogram.lines("digitrec_request_seconds", f'route="{route}"')
-            lines += ["# HELP digitrec_batch_size Digits per model call.",
-                      "# TYPE digitrec_batch_size histogram",
-                      *self.batches.lines("digitrec_batch_size")]
-        return "\n".join(lines) + "\n"
+    def render(self) -> bytes:
+        """The text exposition of every metric (of every worker, with several)."""
+        return generate_latest(self.registry)

@@ -6,22 +6,30 @@ worker to wake up accepts a whole burst of connections: with keep-alive clients 
 did all the work while the others idled.) A worker that dies after it was serving is replaced;
 one that dies before it ever served means the service cannot start, and everything stops.
 SIGTERM or Ctrl-C: every worker finishes its in-flight requests, then the supervisor exits.
+The workers write their metrics to one directory, so that /metrics reports them all.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import multiprocessing.connection
 import multiprocessing.synchronize
+import os
 import signal
 import socket
 import sys
+import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
+from prometheus_client.multiprocess import mark_process_dead
+
 from ..errors import DigitrecError
+from .metrics import MULTIPROC_ENV
 
 log = logging.getLogger("digitrec.serve")
 RESTART_PAUSE_S = 1.0  # between a worker's death and its replacement (no tight crash loop)
@@ -75,6 +83,28 @@ def supervise(host: str, port: int, workers: int, options: dict[str, Any]) -> in
             port = probe.getsockname()[1]  # port 0: every worker takes the one chosen here
     except OSError as e:
         raise DigitrecError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+    with shared_metrics():
+        return run_workers(host, port, workers, options)
+
+
+@contextlib.contextmanager
+def shared_metrics() -> Iterator[None]:
+    """A fresh $PROMETHEUS_MULTIPROC_DIR for the workers' metrics, removed at the end: /metrics
+    then adds up every worker, those that died included (counters never go back)."""
+    previous = os.environ.get(MULTIPROC_ENV)
+    with tempfile.TemporaryDirectory(prefix="digitrec-metrics-") as directory:
+        os.environ[MULTIPROC_ENV] = directory
+        try:
+            yield
+        finally:
+            if previous is None:
+                del os.environ[MULTIPROC_ENV]
+            else:
+                os.environ[MULTIPROC_ENV] = previous
+
+
+def run_workers(host: str, port: int, workers: int, options: dict[str, Any]) -> int:
+    """Start the workers on the port, replace those that die, stop them on a signal."""
     context = multiprocessing.get_context("spawn")
     started: dict[multiprocessing.process.BaseProcess, multiprocessing.synchronize.Event] = {}
     stopping, status, announced = False, 0, False
@@ -110,6 +140,7 @@ def supervise(host: str, port: int, workers: int, options: dict[str, Any]) -> in
                       flush=True)
             for process in [p for p in started if not p.is_alive()]:
                 served = started.pop(process).is_set()
+                mark_process_dead(process.pid)  # also for a worker that could not say so itself
                 if stopping:
                     continue
                 if not served:

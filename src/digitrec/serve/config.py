@@ -1,0 +1,44 @@
+"""ServeConfig: what `digitrec serve` can set, each field with the flag that sets it.
+
+Kept apart from the app so that the command line can build its flags without FastAPI.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..errors import ConfigError
+from ..predict import DEFAULT_TOP_K, READER_HELP, VERIFIER_HELP
+
+MB = 2**20
+
+
+def _opt(default, help: str, flag: str = "", unit: str = "", scale: int = 1):
+    """A field that is a `digitrec serve` flag: `flag` where its name is not the field's,
+    `unit` the flag counts in, and `scale` field units per flag unit (the flag's value times
+    `scale` is the field's)."""
+    return field(default=default,
+                 metadata={"help": help, "flag": flag, "unit": unit, "scale": scale})
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """Everything `digitrec serve` can set; fields with help text are its flags."""
+
+    model: str | None = _opt(None, "an .onnx file or a run directory (default: the shipped model)")
+    reader: str | None = _opt(None, READER_HELP)
+    verifier: str | None = _opt(None, VERIFIER_HELP)
+    max_batch: int = _opt(64, "most digits per model call; 1 turns micro-batching off")
+    max_wait_ms: float = _opt(2.0, "how long a batch waits to fill up", unit="ms")
+    max_body_bytes: int = _opt(10 * MB, "largest request body accepted", flag="max-body-mb",
+                               unit="MB", scale=MB)
+    timeout_s: float = _opt(10.0, "seconds before a request is answered 503", flag="timeout")
+    max_batch_images: int = 256  # images per /v1/predict/batch request
+    top_k: int = DEFAULT_TOP_K  # ranked answers in each prediction
+
+    def __post_init__(self) -> None:
+        if min(self.max_batch, self.max_batch_images, self.top_k) < 1 or self.max_wait_ms < 0 \
+                or self.max_body_bytes <= 0 or self.timeout_s <= 0:
+            raise ConfigError("max_batch (--max-batch), max_batch_images and top_k must be at "
+                              "least 1, max_wait_ms (--max-wait-ms) at least 0, max_body_bytes "
+                              "(--max-body-mb) and timeout_s (--timeout) above 0")
