@@ -240,7 +240,7 @@ def test_flat_background_is_a_constant_and_a_ramp_is_fitted(monkeypatch):
 
 def test_tiny_noise_images_never_crash():
     rng = np.random.default_rng(0)
-    for _ in range(200):  # thinning a blob with no stroke in it used to leave no ink at all
+    for _ in range(200):  # thinning a blob with no stroke in it can leave no ink: None, no crash
         noise = (rng.random(tuple(rng.integers(2, 12, 2))) * 255).astype(np.uint8)
         digit = preprocess(noise)
         assert digit is None or digit.shape == (28, 28)
