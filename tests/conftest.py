@@ -39,7 +39,8 @@ def data_root() -> Path:
 @pytest.fixture(scope="session")
 def trained_run(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     """A model trained by this test session: the `accurate` recipe cut to ten epochs, with
-    strokes of random width as different pens draw them (about four minutes on 2 CPU cores)."""
+    strokes of random width as different pens draw them (trained once per session: the
+    slowest fixture)."""
     from digitrec.config import recipe
     from digitrec.train import train
 
@@ -52,7 +53,7 @@ def trained_run(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tu
 @pytest.fixture(scope="session")
 def trained_verifier(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A verifier trained by this test session as the shipped one was, on MNIST alone and on
-    fewer examples (about 80 s on 2 CPU cores)."""
+    fewer examples, so that it trains in CI time."""
     from digitrec.verifier import train_verifier
 
     path = tmp_path_factory.mktemp("verifier") / "verifier.onnx"

@@ -67,8 +67,8 @@ def test_int8_copy_keeps_accuracy_and_is_smaller(exported):
 
 
 def test_int8_that_loses_accuracy_is_not_written(exported, data_root, mnist_test, tmp_path):
-    # measured against a (pretend) perfect fp32 model, the test model's int8 copy loses
-    # more than 0.1 point
+    # against a (pretend) perfect fp32 model, the test model's int8 copy loses more than
+    # INT8_MAX_DROP
     perfect = export.ExportedFile(tmp_path / "m.onnx", test_accuracy=1.0, size_bytes=0)
     fp32_bytes = Path(exported["fp32"]["path"]).read_bytes()
     with pytest.raises(ExportError, match="loses"):

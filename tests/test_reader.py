@@ -177,7 +177,7 @@ def test_the_shipped_reader_reads_lines_with_separators_dashes_and_underlines(te
     for k, number in enumerate(numbers):
         image = with_marks(test_pool, number, ["", "-", "_", "-_"][k % 4], rng)
         right += predictor.predict_number(image).number == number
-    # measured: 27 of these 30; 91.5% of 200 others (seed 100), marks or not alike
+    # a margin below what the shipped reader reads of these 30: marks or not, it reads most
     assert right >= 24
 
 
@@ -218,7 +218,8 @@ def test_the_shipped_reader_card(data_root: Path):
     right = sum(r == n for r, n in zip(read, np.array(cheques.numbers)[held], strict=True))
     assert right / held.sum() == pytest.approx(card["metrics"]["orand-car-a"]["exact"])
     assert card["metrics"]["orand-car-a"]["lines"] == held.sum()
-    # the training renderer's own lines, many small and blurred: 72.2% read by the shipped reader
+    # the training renderer's own lines, many small and blurred, are harder than real ones:
+    # a lower bound
     assert card["metrics"]["synthetic (MNIST test digits)"]["exact"] >= 0.65
     with pytest.raises(ModelError, match="not a number reader"):
         load_reader(Path(__file__).parent.parent / "src/digitrec/assets/digit-verifier.onnx")

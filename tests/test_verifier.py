@@ -16,11 +16,13 @@ from digitrec.predict import (
     WHOLE,
     OnnxBackend,
     default_model,
+    digit_likeness,
     load_backend,
     load_verifier,
     shipped,
 )
 from digitrec.preprocess import normalise_digit
+from digitrec.rejection import MAX_REFUSED, held_out_nondigits, normalised
 from digitrec.verifier import cut_examples, examples, side_by_side
 
 
@@ -72,8 +74,36 @@ def test_trained_verifier_tells_whole_digits_from_pairs_and_halves(trained_verif
     assert (pairs < 0.5).mean() >= 0.95 and (halves < 0.5).mean() >= 0.8
 
 
+def test_the_shipped_threshold_is_the_highest_its_refusal_curve_allows():
+    """The threshold refuses at most MAX_REFUSED of the held-out digits it was chosen on, and
+    any higher one would refuse more: so every curve point up to it refuses at most that
+    share, and every point above it more."""
+    verifier = load_verifier()
+    rejection = verifier.metadata["verifier"]["rejection"]
+    assert rejection["threshold"] == verifier.threshold
+    assert rejection["digits_refused"] <= MAX_REFUSED
+    below = [c for c in rejection["curve"] if c["threshold"] <= verifier.threshold]
+    above = [c for c in rejection["curve"] if c["threshold"] > verifier.threshold]
+    assert below and above
+    assert all(c["digits_refused"] <= MAX_REFUSED for c in below)
+    assert all(c["digits_refused"] > MAX_REFUSED for c in above)
+
+
+def test_the_shipped_verifier_judges_digits_it_never_saw(mnist_test):
+    """On MNIST test digits (used neither to train it nor to choose its threshold) and on
+    non-digits printed in fonts it never learnt from: it tells whole digits from pieces,
+    and at its threshold refuses few digits and most non-digits."""
+    verifier = load_verifier()
+    images = mnist_test[0]
+    x, y = cut_examples(images, 500, seed=5)
+    assert (verifier.logits(x[:, None])[:, :2].argmax(1) == y).mean() >= 0.96
+    digits = digit_likeness(verifier.probabilities(normalised(images[:2000])))
+    others = digit_likeness(verifier.probabilities(held_out_nondigits(300, seed=5)))
+    assert (digits < verifier.threshold).mean() <= 2 * MAX_REFUSED
+    assert (others < verifier.threshold).mean() >= 0.9
+
+
 def test_a_verifier_and_a_digit_model_are_not_mixed_up(tmp_path: Path):
-    assert load_verifier().metadata["verifier"]["test_accuracy"] >= 0.96
     assert load_verifier(shipped("digit-verifier.onnx")).labels == ["pieces", "digit", "other"]
     with pytest.raises(ModelError, match="is not a verifier"):
         load_verifier(default_model())
