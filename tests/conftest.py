@@ -54,11 +54,12 @@ def trained_run(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tu
 def trained_verifier(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A verifier trained by this test session as the shipped one was, on MNIST alone and on
     fewer examples, so that it trains in CI time."""
+    from digitrec.rejection import VerifierConfig
     from digitrec.verifier import train_verifier
 
     path = tmp_path_factory.mktemp("verifier") / "verifier.onnx"
-    train_verifier(path, data_root, count=20_000, others=10_000, photos=1000, epochs=3,
-                   log=lambda *_: None)
+    config = VerifierConfig(count=20_000, others=10_000, photos=1000, epochs=3)
+    train_verifier(config, path, data_root, log=lambda *_: None)
     return path
 
 

@@ -9,15 +9,15 @@ import os
 import subprocess
 import sys
 import time
-import typing
 from collections.abc import Callable
-from dataclasses import Field, fields, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from . import __version__
 from .errors import ConfigError, DigitrecError
+from .options import add_flags, from_flags
 
 DATA_DIR_HELP = "directory with dataset files (default: $DIGITREC_DATA, else ~/.cache/digitrec/data)"
 FORCE_HELP = ("answer a digit even for what does not look like one (a letter, a shape, a "
@@ -60,8 +60,7 @@ def config_overrides(args: argparse.Namespace) -> dict:
     """The training options given on the command line."""
     from .config import TrainConfig
 
-    return {f.name: tuple(value) if isinstance(value, list) else value
-            for f in fields(TrainConfig) if (value := getattr(args, f.name, None)) is not None}
+    return from_flags(args, TrainConfig)
 
 
 def train_config(args: argparse.Namespace):
@@ -261,24 +260,28 @@ def write_report(args: argparse.Namespace) -> int:
 
 
 def cmd_train_verifier(args: argparse.Namespace) -> int:
-    """Train the verifier that judges where written numbers are cut into digits."""
+    """Train the verifier that refuses non-digits and judges where numbers are cut."""
     require_torch("onnx", "onnxscript")
+    from .rejection import VerifierConfig
     from .verifier import train_verifier
 
-    if min(args.count, args.others, args.epochs) < 1 or args.photos < 0 or \
-            not 0 < args.holdout < 1:
-        raise DigitrecError("--count, --others and --epochs must be at least 1, --photos at "
-                            "least 0, --holdout between 0 and 1")
-    if Path(args.out).is_dir():
-        raise DigitrecError(f"--out {args.out} is a directory: give the .onnx file to write")
-    report = train_verifier(args.out, data_dir=args.data_dir, count=args.count,
-                            others=args.others, photos=args.photos, epochs=args.epochs,
-                            add_data=args.add_data,
-                            holdout=args.holdout, seed=args.seed,
-                            log=(lambda text: print(text, file=sys.stderr)) if args.json else print)
+    config = VerifierConfig(**from_flags(args, VerifierConfig))
+    check_onnx_out(args.out)
+    report = train_verifier(config, args.out, data_dir=args.data_dir, log=progress_log(args))
     if args.json:
         print(json.dumps(report))
     return 0
+
+
+def check_onnx_out(out: str) -> None:
+    """Refuse an --out that is a directory before any training starts."""
+    if Path(out).is_dir():
+        raise ConfigError(f"--out {out} is a directory: give the .onnx file to write")
+
+
+def progress_log(args: argparse.Namespace) -> Callable[[str], None]:
+    """Where a command's progress goes: stderr when stdout carries --json, else stdout."""
+    return (lambda text: print(text, file=sys.stderr)) if args.json else print
 
 
 def cmd_train_reader(args: argparse.Namespace) -> int:
@@ -286,17 +289,9 @@ def cmd_train_reader(args: argparse.Namespace) -> int:
     require_torch("onnx", "onnxscript")
     from .reader_model import ReaderConfig, train_reader
 
-    if args.synthetic < 0 or args.epochs < 1 or args.batch_size < 1 or args.lr <= 0:
-        raise DigitrecError("--synthetic must be at least 0, --epochs and --batch-size at "
-                            "least 1, --lr above 0")
-    if Path(args.out).is_dir():
-        raise DigitrecError(f"--out {args.out} is a directory: give the .onnx file to write")
-    config = ReaderConfig(lines=tuple(args.lines), add_data=tuple(args.add_data),
-                          synthetic=args.synthetic, epochs=args.epochs,
-                          batch_size=args.batch_size, lr=args.lr, holdout=args.holdout,
-                          seed=args.seed)
-    log = (lambda text: print(text, file=sys.stderr)) if args.json else print
-    card = train_reader(config, args.out, data_dir=args.data_dir, log=log)
+    config = ReaderConfig(**from_flags(args, ReaderConfig))
+    check_onnx_out(args.out)
+    card = train_reader(config, args.out, data_dir=args.data_dir, log=progress_log(args))
     if args.json:
         print(json.dumps(card))
     else:
@@ -415,43 +410,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def serve_config(args: argparse.Namespace):
     """The ServeConfig the `digitrec serve` flags give (validated by ServeConfig itself)."""
-    from .serve import ServeConfig
+    from .serve.config import ServeConfig
 
-    return ServeConfig(**{f.name: serve_value(f, getattr(args, f.name))
-                          for f in serve_fields(ServeConfig)})
-
-
-def serve_fields(config: type) -> list[Field]:
-    """The ServeConfig fields that are `digitrec serve` flags."""
-    return [f for f in fields(config) if "help" in f.metadata]
-
-
-def serve_value(f: Field, value):
-    """A flag's value in its field's units (--max-body-mb 2 is max_body_bytes 2 * 2**20)."""
-    scale = f.metadata["scale"]
-    return value if scale == 1 else type(f.default)(value * scale)
-
-
-def flag_default(f: Field):
-    """A field's default in its flag's units."""
-    scale = f.metadata["scale"]
-    return f.default if scale == 1 else f.default / scale
-
-
-def add_serve_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per ServeConfig field that has help text, its default the field's."""
-    from .serve import ServeConfig
-
-    hints = typing.get_type_hints(ServeConfig)
-    for f in serve_fields(ServeConfig):
-        meta, default = f.metadata, flag_default(f)
-        help = meta["help"] if default is None else \
-            f"{meta['help']} (default {default:g}{' ' + meta['unit'] if meta['unit'] else ''})"
-        kind = float if meta["scale"] != 1 else \
-            next(t for t in typing.get_args(hints[f.name]) or [hints[f.name]] if t is not type(None))
-        flag = meta["flag"] or f.name.replace("_", "-")
-        parser.add_argument(f"--{flag}", dest=f.name, metavar=flag.upper().replace("-", "_"),
-                            type=kind, default=default, help=help)
+    return ServeConfig(**from_flags(args, ServeConfig))
 
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
@@ -459,19 +420,9 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
     from .config import TrainConfig
     from .models import list_models
 
-    registered = {"model": list_models, "dataset": dataset_names}
-    hints = typing.get_type_hints(TrainConfig)
-    for f in fields(TrainConfig):
-        if hints[f.name] is bool:
-            kind = {"action": argparse.BooleanOptionalAction}
-        elif typing.get_origin(hints[f.name]) is tuple:  # a repeatable flag
-            kind = {"action": "append", "type": typing.get_args(hints[f.name])[0]}
-        else:
-            kind = {"type": hints[f.name]}
-        action = parser.add_argument(f"--{f.name.replace('_', '-')}", default=None, **kind,
-                                     help=f"{f.metadata['help']} (default: the model's recipe)")
-        if f.name in registered:
-            list_names(action, registered[f.name])
+    actions = add_flags(parser, TrainConfig, unset="default: the model's recipe")
+    list_names(actions["model"], list_models)
+    list_names(actions["dataset"], dataset_names)
 
 
 def dataset_names() -> list[str]:
@@ -505,6 +456,10 @@ class Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for all subcommands."""
+    from .reader import ReaderConfig
+    from .rejection import VerifierConfig
+    from .serve.config import ServeConfig
+
     parser = Parser(
         prog="digitrec", description="Handwritten digit recognition with convolutional networks.")
     parser.add_argument("--version", action="version", version=f"digitrec {__version__}")
@@ -572,53 +527,16 @@ def build_parser() -> argparse.ArgumentParser:
                                         "where numbers are cut")
     verifier.add_argument("--out", default="digit-verifier.onnx",
                           help="ONNX file to write (default: digit-verifier.onnx)")
-    verifier.add_argument("--add-data", action="append", default=[], metavar="DIR",
-                          help="an image folder of real digits to learn from besides MNIST "
-                               "(repeatable); part of each is held out to choose the threshold")
-    verifier.add_argument("--count", type=int, default=40_000,
-                          help="whole digits, and as many pieces, to train on (default 40000)")
-    verifier.add_argument("--others", type=int, default=60_000,
-                          help="non-digits (letters, signs, drawn shapes, clothes) to train on "
-                               "(default 60000)")
-    verifier.add_argument("--photos", type=int, default=10_000,
-                          help="whole digits, and as many non-digits, also trained on as "
-                               "photos and scans (default 10000)")
-    verifier.add_argument("--epochs", type=int, default=8, help="passes over them (default 8)")
-    verifier.add_argument("--holdout", type=float, default=0.15,
-                          help="the part of each --add-data folder held out, by writer where "
-                               "names give writers (default 0.15)")
-    verifier.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    add_flags(verifier, VerifierConfig)
     verifier.add_argument("--json", action="store_true", help="print the report as one JSON object")
     verifier.add_argument("--data-dir", help=DATA_DIR_HELP)
     verifier.set_defaults(run=cmd_train_verifier)
 
-    from .reader import ReaderConfig
-
-    defaults = ReaderConfig()
     reader = commands.add_parser("train-reader",
                                  help="train the number reader on synthetic and real lines")
     reader.add_argument("--out", default="number-reader.onnx",
                         help="ONNX file to write (default: number-reader.onnx)")
-    reader.add_argument("--lines", action="append", default=[], metavar="DIR[:WEIGHT]",
-                        help="a folder of real written numbers with labels.csv (file,number); "
-                             "WEIGHT repeats its training part per epoch (repeatable)")
-    reader.add_argument("--add-data", action="append", default=[], metavar="DIR[:WEIGHT]",
-                        help="an image folder (DIR/<digit>/*) whose digits the synthetic lines "
-                             "draw from, besides MNIST's training digits (repeatable)")
-    reader.add_argument("--synthetic", type=int, default=defaults.synthetic,
-                        help=f"synthetic lines to train on (default {defaults.synthetic})")
-    reader.add_argument("--epochs", type=int, default=defaults.epochs,
-                        help=f"passes over the lines (default {defaults.epochs})")
-    reader.add_argument("--batch-size", type=int, default=defaults.batch_size,
-                        help=f"lines per step (default {defaults.batch_size})")
-    reader.add_argument("--lr", type=float, default=defaults.lr,
-                        help=f"peak learning rate (default {defaults.lr})")
-    reader.add_argument("--holdout", type=float, default=defaults.holdout,
-                        help="the part of each --lines folder kept out of training and read "
-                             f"to measure the reader: whole pages where the file names give "
-                             f"them (default {defaults.holdout})")
-    reader.add_argument("--seed", type=int, default=defaults.seed,
-                        help=f"random seed (default {defaults.seed})")
+    add_flags(reader, ReaderConfig)
     reader.add_argument("--json", action="store_true", help="print the card as one JSON object")
     reader.add_argument("--data-dir", help=DATA_DIR_HELP)
     reader.set_defaults(run=cmd_train_reader)
@@ -646,7 +564,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.set_defaults(run=cmd_predict)
 
     serve = commands.add_parser("serve", help="serve the drawing page and the HTTP API")
-    add_serve_flags(serve)
+    add_flags(serve, ServeConfig)
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 import shlex
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import torch
@@ -15,10 +15,7 @@ from .augment import Augmentation
 from .data import get_dataset
 from .errors import ConfigError
 from .models import list_models
-
-
-def option(default, help: str):
-    return field(default=default, metadata={"help": help})
+from .options import option
 
 
 @dataclass(frozen=True)

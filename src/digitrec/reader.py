@@ -30,7 +30,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from .errors import ModelError
+from .errors import ConfigError, ModelError
+from .options import option
 from .preprocess import (
     ImageSource,
     connected_components,
@@ -228,16 +229,30 @@ def line_input(crop: np.ndarray) -> tuple[np.ndarray, float]:
 
 @dataclass(frozen=True)
 class ReaderConfig:
-    """How a reader is trained (`digitrec train-reader`; its card records it)."""
+    """How a reader is trained: each field a `digitrec train-reader` flag; its card records it."""
 
-    lines: tuple[str, ...] = ()  # number folders DIR[:WEIGHT]: real lines with labels.csv
-    add_data: tuple[str, ...] = ()  # digit folders DIR[:WEIGHT] the synthetic lines draw from
-    synthetic: int = 60_000  # synthetic lines to train on
-    epochs: int = 10
-    batch_size: int = 64
-    lr: float = 2e-3
-    holdout: float = 0.25  # the part of each number folder kept out of training
-    seed: int = 0
+    lines: tuple[str, ...] = option(
+        (), "a folder of real written numbers with labels.csv (file,number); WEIGHT repeats its "
+            "training part per epoch (repeatable)", metavar="DIR[:WEIGHT]")
+    add_data: tuple[str, ...] = option(
+        (), "an image folder (DIR/<digit>/*) whose digits the synthetic lines draw from, besides "
+            "MNIST's training digits (repeatable)", metavar="DIR[:WEIGHT]")
+    synthetic: int = option(60_000, "synthetic lines to train on")
+    epochs: int = option(10, "passes over the lines")
+    batch_size: int = option(64, "lines per step")
+    lr: float = option(2e-3, "peak learning rate")
+    holdout: float = option(0.25, "the part of each --lines folder kept out of training and read "
+                                  "to measure the reader: whole pages where the file names give "
+                                  "them")
+    seed: int = option(0, "random seed")
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "lines", tuple(self.lines))  # lists from JSON
+        object.__setattr__(self, "add_data", tuple(self.add_data))
+        if self.synthetic < 0 or self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 \
+                or not 0 <= self.holdout < 1:
+            raise ConfigError("--synthetic must be at least 0, --epochs and --batch-size at "
+                              "least 1, --lr above 0, --holdout at least 0 and below 1")
 
 
 @dataclass(frozen=True)

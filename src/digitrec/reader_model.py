@@ -37,7 +37,6 @@ from torch import nn
 from . import __version__, lines, preprocess, reader
 from .config import SCHEDULES, changed_flags, parse_source
 from .data import load_split
-from .errors import ConfigError
 from .export import to_onnx, with_metadata
 from .files import write_bytes
 from .folders import HOLDOUT_SEED, cached_arrays, code_fingerprint, held_out, load_folder
@@ -308,8 +307,6 @@ def train_reader(config: ReaderConfig, out: str | Path, data_dir=None,
                  log: Callable[[str], None] = print) -> dict:
     """Train a reader, measure it through ONNX Runtime on the held-out real lines and on
     synthetic lines of MNIST test digits, and write it to `out`. Returns its card."""
-    if not 0 <= config.holdout < 1:
-        raise ConfigError("--holdout must be at least 0 and below 1")
     started = time.perf_counter()
     real = real_lines(config.lines, config.holdout, log)
     pool, digit_sources = digit_pool(config.add_data, data_dir, log)

@@ -11,15 +11,43 @@ of the shapes it learnt. numpy and Pillow.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from .errors import ConfigError
 from .nondigits import font_files, nondigits
+from .options import option
 from .preprocess import normalise_digit
 
 MAX_REFUSED = 0.004  # the threshold refuses at most this part of the held-out digits
 CURVE = np.round(np.linspace(0.0, 1.0, 41), 3)  # thresholds of the refusal curve
 TRAIN_FONTS, HELD_OUT_FONTS = ("DejaVu", "cm"), ("STIXGeneral",)  # see nondigits.font_files
+
+
+
+@dataclass(frozen=True)
+class VerifierConfig:
+    """How the verifier is trained: each field a `digitrec train-verifier` flag."""
+
+    add_data: tuple[str, ...] = option(
+        (), "an image folder of real digits to learn from besides MNIST (repeatable); part of "
+            "each is held out to choose the threshold", metavar="DIR")
+    count: int = option(40_000, "whole digits, and as many pieces, to train on")
+    others: int = option(60_000, "non-digits (letters, signs, drawn shapes, clothes) to train on")
+    photos: int = option(10_000, "whole digits, and as many non-digits, also trained on as "
+                                 "photos and scans")
+    epochs: int = option(8, "passes over them")
+    holdout: float = option(0.15, "the part of each --add-data folder held out, by writer where "
+                                  "names give writers")
+    seed: int = option(0, "random seed")
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "add_data", tuple(str(path) for path in self.add_data))
+        if min(self.count, self.others, self.epochs) < 1 or self.photos < 0 \
+                or not 0 < self.holdout < 1:
+            raise ConfigError("--count, --others and --epochs must be at least 1, --photos at "
+                              "least 0, --holdout between 0 and 1")
 
 
 def stacked(digits: list) -> np.ndarray:

@@ -47,6 +47,7 @@ from .predict import OTHER, VERIFIER_LABELS, WHOLE, OnnxBackend, digit_likeness
 from .preprocess import normalise_digit, preprocess
 from .rejection import (
     TRAIN_FONTS,
+    VerifierConfig,
     choose_threshold,
     held_out_nondigits,
     normalised,
@@ -203,43 +204,42 @@ def real_digits(data_dir: str | os.PathLike | None, folders: list[str | os.PathL
     return Digits(np.concatenate(train), np.concatenate(held), sources)
 
 
-def train_verifier(out: str | Path, data_dir: str | os.PathLike | None = None,
-                   count: int = 40_000, others: int = 60_000, photos: int = 10_000,
-                   epochs: int = 8, add_data: list[str | os.PathLike] | tuple = (),
-                   holdout: float = 0.15, seed: int = 0,
+def train_verifier(config: VerifierConfig, out: str | Path,
+                   data_dir: str | os.PathLike | None = None,
                    log: Callable[[str], None] = print) -> dict:
     """Train a verifier on whole digits, pieces of digits and things that are not digits
-    (`photos` of each photographed too); choose its threshold on held-out digits and measure
-    it on held-out non-digits (other fonts, other drawings, other clothes); write it as ONNX
-    to `out`. Returns what was measured."""
+    (`config.photos` of each photographed too); choose its threshold on held-out digits and
+    measure it on held-out non-digits (other fonts, other drawings, other clothes); write it as
+    ONNX to `out`. Returns what was measured."""
     start = time.perf_counter()
-    digits = real_digits(data_dir, list(add_data), holdout, seed)
+    digits = real_digits(data_dir, list(config.add_data), config.holdout, config.seed)
     clothes = load_split("fashion-mnist", "train", data_dir)[0]
     fonts = font_files(TRAIN_FONTS)
-    x, y = examples(digits.train, others_of(others, seed, fonts, clothes[HELD_OUT_CLOTHES:]),
-                    count, seed, photos)
+    others = others_of(config.others, config.seed, fonts, clothes[HELD_OUT_CLOTHES:])
+    x, y = examples(digits.train, others, config.count, config.seed, config.photos)
     log(f"training the verifier on {len(x)} examples: {(y == WHOLE).sum()} whole digits of "
-        f"{len(digits.sources)} sources, {count} pieces, {(y == OTHER).sum()} non-digits "
-        f"({photos} each photographed)")
-    model = fit(x, y, epochs, seed)
+        f"{len(digits.sources)} sources, {config.count} pieces, {(y == OTHER).sum()} non-digits "
+        f"({config.photos} each photographed)")
+    model = fit(x, y, config.epochs, config.seed)
     model_bytes = to_onnx(model)
     runtime = OnnxBackend.from_bytes(model_bytes)
-    rng = np.random.default_rng(seed + 2)
+    rng = np.random.default_rng(config.seed + 2)
     held_digits = np.concatenate([normalised(digits.held_out),
                                   photographed(digits.held_out[:HELD_OUT_PHOTOS], rng)])
-    rendered = held_out_nondigits(HELD_OUT_OTHERS, seed + 1)
+    rendered = held_out_nondigits(HELD_OUT_OTHERS, config.seed + 1)
     held_others = np.concatenate([rendered, photographed(rendered[:HELD_OUT_PHOTOS], rng),
                                   normalised(clothes[:HELD_OUT_CLOTHES])])
-    test_x, test_y = cut_examples(digits.held_out, HELD_OUT_PIECES, seed + 1)
+    test_x, test_y = cut_examples(digits.held_out, HELD_OUT_PIECES, config.seed + 1)
     cut_accuracy = float((runtime.logits(test_x[:, None])[:, :2].argmax(1) == test_y).mean())
     digit_scores = digit_likeness(runtime.probabilities(held_digits))
     threshold = choose_threshold(digit_scores)
     rejection = refusal(digit_scores, digit_likeness(runtime.probabilities(held_others)),
                         threshold)
     report = {"path": str(out), "architecture": "fast", "width": WIDTH, "examples": len(x),
-              "photos": photos, "epochs": epochs, "batch_size": BATCH_SIZE, "lr": LR,
-              "seed": seed, "sources": digits.sources,
-              "holdout": holdout, "train_fonts": [f.name for f in fonts],
+              "photos": config.photos, "epochs": config.epochs, "batch_size": BATCH_SIZE,
+              "lr": LR,
+              "seed": config.seed, "sources": digits.sources,
+              "holdout": config.holdout, "train_fonts": [f.name for f in fonts],
               "test_examples": len(test_x), "test_accuracy": cut_accuracy,
               "rejection": rejection, "train_seconds": round(time.perf_counter() - start, 1)}
     metadata = {"digitrec_version": __version__, "labels": VERIFIER_LABELS, "verifier": report,

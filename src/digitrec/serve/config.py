@@ -5,34 +5,27 @@ Kept apart from the app so that the command line can build its flags without Fas
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ..errors import ConfigError
+from ..options import option
 from ..predict import DEFAULT_TOP_K, READER_HELP, VERIFIER_HELP
 
 MB = 2**20
-
-
-def _opt(default, help: str, flag: str = "", unit: str = "", scale: int = 1):
-    """A field that is a `digitrec serve` flag: `flag` where its name is not the field's,
-    `unit` the flag counts in, and `scale` field units per flag unit (the flag's value times
-    `scale` is the field's)."""
-    return field(default=default,
-                 metadata={"help": help, "flag": flag, "unit": unit, "scale": scale})
 
 
 @dataclass(frozen=True)
 class ServeConfig:
     """Everything `digitrec serve` can set; fields with help text are its flags."""
 
-    model: str | None = _opt(None, "an .onnx file or a run directory (default: the shipped model)")
-    reader: str | None = _opt(None, READER_HELP)
-    verifier: str | None = _opt(None, VERIFIER_HELP)
-    max_batch: int = _opt(64, "most digits per model call; 1 turns micro-batching off")
-    max_wait_ms: float = _opt(2.0, "how long a batch waits to fill up", unit="ms")
-    max_body_bytes: int = _opt(10 * MB, "largest request body accepted", flag="max-body-mb",
+    model: str | None = option(None, "an .onnx file or a run directory (default: the shipped model)")
+    reader: str | None = option(None, READER_HELP)
+    verifier: str | None = option(None, VERIFIER_HELP)
+    max_batch: int = option(64, "most digits per model call; 1 turns micro-batching off")
+    max_wait_ms: float = option(2.0, "how long a batch waits to fill up", unit="ms")
+    max_body_bytes: int = option(10 * MB, "largest request body accepted", flag="max-body-mb",
                                unit="MB", scale=MB)
-    timeout_s: float = _opt(10.0, "seconds before a request is answered 503", flag="timeout")
+    timeout_s: float = option(10.0, "seconds before a request is answered 503", flag="timeout")
     max_batch_images: int = 256  # images per /v1/predict/batch request
     top_k: int = DEFAULT_TOP_K  # ranked answers in each prediction
 
