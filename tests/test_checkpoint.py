@@ -24,10 +24,13 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path: Path):
     assert [p.name for p in tmp_path.iterdir()] == ["card.json"]  # temp file removed
 
 
+CARD = {"model": "baseline", "data": {"dataset": "mnist"}, "metrics": {"test_accuracy": 0.99}}
+
+
 def test_run_round_trip_rebuilds_the_model_from_the_directory_alone(tmp_path: Path):
     torch.manual_seed(0)
     model = create_model("baseline").eval()
-    save_run(tmp_path, model, {"model": "baseline", "model_kwargs": {}})
+    save_run(tmp_path, model, {**CARD, "model_kwargs": {}})
     loaded, card = load_model(tmp_path)
     x = torch.rand(4, 1, 28, 28)
     assert card["model"] == "baseline"
@@ -39,6 +42,9 @@ def test_load_model_errors_are_clear(tmp_path: Path):
     with pytest.raises(RunDirError, match=r"card\.json is missing"):
         load_model(tmp_path)
     write_json(tmp_path / "card.json", {"model": "baseline"})
+    with pytest.raises(RunDirError, match="lacks its model, data.dataset"):
+        load_model(tmp_path)
+    write_json(tmp_path / "card.json", CARD)
     (tmp_path / "model.safetensors").write_bytes(b"not safetensors")
     with pytest.raises(RunDirError, match="cannot read weights"):
         load_model(tmp_path)

@@ -80,13 +80,3 @@ def reliability(probabilities: np.ndarray, labels: np.ndarray, bins: int = ECE_B
               "confidence": float(c / n) if n else None, "accuracy": float(r / n) if n else None}
              for i, (n, c, r) in enumerate(zip(count, conf_sum, right, strict=True))]
     return {"ece": ece, "bins": table}
-
-
-def card_temperature(card: dict) -> float:
-    """The temperature a model card stores (1.0 when it has none: no held-out images to fit
-    one, an older run, or a card from another tool)."""
-    calibration = card.get("calibration") if isinstance(card, dict) else None
-    if not isinstance(calibration, dict):
-        return 1.0
-    temperature = calibration.get("temperature")
-    return float(temperature) if isinstance(temperature, (int, float)) and temperature > 0 else 1.0

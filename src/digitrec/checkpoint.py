@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .card import ModelCard, parse_card
 from .errors import RunDirError
 from .files import atomic_write, write_bytes, write_json
 
@@ -29,18 +30,18 @@ METRICS = "metrics.jsonl"
 STATE = "state.pt"
 
 
-def read_card(run_dir: str | os.PathLike) -> dict:
-    """The model card of a finished run."""
+def read_card(run_dir: str | os.PathLike) -> ModelCard:
+    """The model card of a finished run (checked, and brought to the current version)."""
     path = Path(run_dir) / CARD
     if not path.is_file():
         raise RunDirError(f"{run_dir} is not a finished digitrec run: {CARD} is missing")
     try:
-        return json.loads(path.read_text())
+        return parse_card(json.loads(path.read_text()), str(path), RunDirError)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise RunDirError(f"{path} is not valid JSON ({e})") from None
 
 
-def save_run(run_dir: str | os.PathLike, model: torch.nn.Module, card: dict) -> None:
+def save_run(run_dir: str | os.PathLike, model: torch.nn.Module, card: ModelCard) -> None:
     """Write final weights and the card (card last: its presence marks a finished run)."""
     from safetensors.torch import save
 
@@ -49,7 +50,7 @@ def save_run(run_dir: str | os.PathLike, model: torch.nn.Module, card: dict) -> 
     write_json(Path(run_dir) / CARD, card)
 
 
-def load_model(run_dir: str | os.PathLike) -> tuple[torch.nn.Module, dict]:
+def load_model(run_dir: str | os.PathLike) -> tuple[torch.nn.Module, ModelCard]:
     """Rebuild a trained model from its run directory alone; returns (model in eval mode, card)."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
@@ -58,7 +59,7 @@ def load_model(run_dir: str | os.PathLike) -> tuple[torch.nn.Module, dict]:
 
     card = read_card(run_dir)
     try:
-        model = create_model(card["model"], **card.get("model_kwargs", {}))
+        model = create_model(card["model"], **card["model_kwargs"])
     except (KeyError, TypeError, ValueError) as e:
         raise RunDirError(f"{run_dir}: cannot rebuild the model its card describes ({e})") from None
     path = Path(run_dir) / WEIGHTS

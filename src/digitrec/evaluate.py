@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .calibration import card_temperature
+from .card import card_temperature
 from .checkpoint import load_model, read_card
 from .data import get_dataset, load_split
 from .errors import RunDirError
@@ -148,7 +148,7 @@ def evaluate_runs(run_dirs: list, data_dir=None, plots_dir=None, tta: bool = Fal
 def trained_on(cards: list[dict], fingerprint: str) -> dict | None:
     """The card entry of a training source with these contents, if any of the runs had one."""
     for card in cards:
-        for source in card.get("data", {}).get("sources", []):
+        for source in card["data"]["sources"]:
             if source.get("fingerprint") == fingerprint:
                 return source
     return None

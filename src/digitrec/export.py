@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from . import __version__
+from .card import METADATA_VERSION
 from .checkpoint import load_model
 from .data import get_dataset, load_split
 from .errors import ExportError
@@ -162,8 +163,9 @@ def export_run(run_dir: str | Path, out: str | Path | None = None, int8: bool = 
         f"{'identical' if check['same_predictions'] else 'DIFFERENT'}")
     if not check["passed"]:
         raise ExportError("ONNX Runtime does not reproduce PyTorch's results; nothing written")
-    metadata = {"digitrec_version": __version__, "labels": list(get_dataset(dataset).classes),
-                "architecture": card["model"], "model_kwargs": card.get("model_kwargs", {}),
+    metadata = {"metadata_version": METADATA_VERSION, "digitrec_version": __version__,
+                "labels": list(get_dataset(dataset).classes),
+                "architecture": card["model"], "model_kwargs": card["model_kwargs"],
                 "input": "float32 [N, 1, 28, 28] in [0, 1], white digit on black",
                 "card": card, "parity": check}
     fp32 = _write(out, model_bytes, metadata, accuracy(runtime, *test))

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .calibration import card_temperature, softmax
+from .calibration import softmax
+from .card import METADATA_VERSION, card_temperature, parse_card
 from .errors import ConfigError, ModelError
 from .preprocess import ImageSource, ink_of, normalise_digit, preprocess
 from .reader import NumberReader, line_of, without_marks
@@ -131,7 +132,13 @@ class OnnxBackend:
                              f"shaped [N, 1, 28, 28]")
         self.input = inputs[0].name
         self.metadata = metadata_of(self.session)
-        self.card = self.metadata.get("card", {})
+        version = self.metadata.get("metadata_version", 0)
+        if not isinstance(version, int) or version > METADATA_VERSION:
+            raise ModelError(f"{source}: its metadata (version {version!r}) is newer than this "
+                             f"digitrec reads (up to {METADATA_VERSION}): upgrade digitrec")
+        # a digit model exported by digitrec carries its card; one from another tool none
+        self.card = parse_card(self.metadata["card"], source, ModelError) \
+            if "card" in self.metadata else None
         self.temperature = card_temperature(self.card)
         self.labels = self.metadata.get("labels", [str(d) for d in range(10)])
         self.test_accuracy = self.metadata.get("test_accuracy")  # of this file (int8 differs)

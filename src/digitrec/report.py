@@ -19,10 +19,11 @@ import numpy as np
 import torch
 
 from . import __version__
-from .calibration import card_temperature, negative_log_likelihood, reliability, softmax
+from .calibration import negative_log_likelihood, reliability, softmax
+from .card import ModelCard, card_temperature
 from .checkpoint import METRICS, WEIGHTS, load_model
 from .data import get_dataset, load_split
-from .errors import ConfigError, RunDirError
+from .errors import ConfigError
 from .evaluate import (
     classification_report,
     evaluation_dataset,
@@ -75,14 +76,14 @@ def misclassified_examples(probabilities: np.ndarray, labels: np.ndarray, classe
             for i in mistakes_by_confidence(probabilities, labels)[:limit]]
 
 
-def calibration_section(card: dict, logits: np.ndarray, labels: np.ndarray) -> dict:
+def calibration_section(card: ModelCard, logits: np.ndarray, labels: np.ndarray) -> dict:
     """Test-set calibration without and with the temperature the run fitted on held-out
     training images (`after` is None when the run has no temperature)."""
     temperature = card_temperature(card)
     fitted = temperature != 1.0
-    held_out = card.get("data", {}).get("val_images", 0)
+    held_out = card["data"]["val_images"]
     return {"temperature": temperature, "held_out_images": held_out,
-            "fitted_on": (f"{card['calibration'].get('fitted_on', 'held-out images')} "
+            "fitted_on": (f"{card['calibration']['fitted_on']} "
                           f"({held_out} training images held out)" if fitted else None),
             "nll_before": negative_log_likelihood(logits, labels),
             "nll_after": negative_log_likelihood(logits, labels, temperature) if fitted else None,
@@ -109,16 +110,12 @@ def run_names(run_dirs: list) -> list[str]:
             for i, n in enumerate(names)]
 
 
-def card_facts(run_dir: Path, card: dict) -> dict:
-    """What the report quotes from a model card, with a clear error for a foreign card."""
-    try:
-        return {"model": card["model"], "trained_on": card["data"]["dataset"],
-                "train_images": card["data"].get("train_images"),
-                "epochs": card.get("config", {}).get("epochs"),
-                "train_seconds": card.get("train_seconds"), "command": card.get("command"),
-                "card_test_accuracy": card.get("metrics", {}).get("test_accuracy")}
-    except (KeyError, TypeError, AttributeError) as e:
-        raise RunDirError(f"{run_dir}: its card.json lacks what a report needs ({e})") from None
+def card_facts(card: ModelCard) -> dict:
+    """What the report quotes from a model card."""
+    return {"model": card["model"], "trained_on": card["data"]["dataset"],
+            "train_images": card["data"]["train_images"], "epochs": card["config"].get("epochs"),
+            "train_seconds": card["train_seconds"], "command": card["command"],
+            "card_test_accuracy": card["metrics"]["test_accuracy"]}
 
 
 def run_section(run_dir: Path, name: str, images: np.ndarray, labels: np.ndarray, classes,
@@ -131,14 +128,14 @@ def run_section(run_dir: Path, name: str, images: np.ndarray, labels: np.ndarray
     sweep = robustness_sweep(lambda batch: predict_logits(model, batch).argmax(1),
                              x[:robustness_images], torch.from_numpy(labels[:robustness_images]))
     section = {
-        "run": str(run_dir), "name": name, **card_facts(run_dir, card),
+        "run": str(run_dir), "name": name, **card_facts(card),
         **classification_report(labels, probabilities.argmax(1), classes),
         "calibration": calibration_section(card, logits, labels),
         "misclassified": misclassified_examples(probabilities, labels, classes, misclassified),
         "robustness": sweep, "robustness_summary": robustness_summary(sweep),
         "robustness_images": min(robustness_images, len(labels)),
         "curves": read_jsonl(Path(run_dir) / METRICS),
-        "held_out": card.get("metrics", {}).get("val_sources", {}),
+        "held_out": card["metrics"].get("val_sources", {}),
         "size": {"parameters": sum(p.numel() for p in model.parameters()),
                  "weights_bytes": (Path(run_dir) / WEIGHTS).stat().st_size},
         "speed": inference_speed(model, x),

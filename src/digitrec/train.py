@@ -30,6 +30,7 @@ from . import config as config_module
 from .augment import augment
 from .averaging import WeightAverage, unwrap
 from .calibration import fit_temperature, negative_log_likelihood, reliability, softmax
+from .card import CARD_VERSION, DataFacts, ModelCard
 from .checkpoint import CARD, METRICS, STATE, load_state, read_card, save_run, save_state
 from .config import OPTIMIZERS, SCHEDULES, TrainConfig, train_command
 from .data import file_checksums, get_dataset, load_split
@@ -370,7 +371,7 @@ def train(config: TrainConfig | None, run_dir, data_dir=None, resume: bool = Fal
 
 
 def _train(session: Session, run_dir: Path, data_dir, state: dict | None, log,
-           progress: bool | None) -> dict:
+           progress: bool | None) -> ModelCard | dict:
     """The epochs of a run, from `state` if resuming; the card (rank 0) or {} (other ranks)."""
     config, cluster = session.config, session.cluster
     device = next(session.evaluated.parameters()).device
@@ -404,12 +405,13 @@ def _train(session: Session, run_dir: Path, data_dir, state: dict | None, log,
     test_loss, test_accuracy = score(session.evaluated, data.test)
     metrics = {"test_accuracy": test_accuracy, "test_loss": test_loss,
                **{k: v for k, v in history[-1].items() if k.startswith("val_")}}
-    card = {"model": config.model, "model_kwargs": {}, "config": config.as_json(),
-            "data": {"dataset": config.dataset, "sha256": file_checksums(config.dataset),
-                     "train_images": len(data.train),
-                     "val_images": len(held_out) if held_out else 0, "sources": data.sources},
-            "metrics": metrics, "train_seconds": round(elapsed, 2), "device": str(device),
-            "versions": versions(), "command": train_command(config)}
+    card = ModelCard(
+        version=CARD_VERSION, model=config.model, model_kwargs={}, config=config.as_json(),
+        data=DataFacts(dataset=config.dataset, sha256=file_checksums(config.dataset),
+                       train_images=len(data.train), val_images=len(held_out) if held_out else 0,
+                       sources=data.sources),
+        metrics=metrics, train_seconds=round(elapsed, 2), device=str(device),
+        versions=versions(), command=train_command(config))
     if config.init:
         card["init"] = {"run": config.init,
                         "command": read_card(run_dir_of(config.init)).get("command")}

@@ -282,9 +282,11 @@ class Service:
 
     def model_info(self) -> dict:
         backend = self.predictor.backend
-        return {"source": self.config.model or "shipped", "architecture": backend.card.get("model"),
+        card = backend.card  # None for an ONNX model from another tool
+        return {"source": self.config.model or "shipped",
+                "architecture": card["model"] if card else None,
                 "labels": backend.labels, "test_accuracy": backend.test_accuracy,
-                "dataset": backend.card.get("data", {}).get("dataset"),
+                "dataset": card["data"]["dataset"] if card else None,
                 "reader": self.config.reader or "shipped",
                 "verifier": self.config.verifier or "shipped"}
 
