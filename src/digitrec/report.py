@@ -14,6 +14,7 @@ import os
 import statistics
 import time
 from pathlib import Path
+from typing import Any, NotRequired, TypedDict
 
 import numpy as np
 import torch
@@ -38,10 +39,53 @@ from .predict import OnnxBackend, digit_likeness, load_verifier
 from .rejection import held_out_nondigits, normalised, refusal
 from .robustness import robustness_sweep
 
+REPORT_VERSION = 1  # of report.json's layout
 SPEED_BATCH = 256
 SPEED_SECONDS = 1.0
 TOP_K = 3
 REPORT_NONDIGITS, REPORT_SEED = 2000, 1_000_003  # non-digits a report refuses; a seed of its own
+
+
+class RunSection(TypedDict):
+    """What the report says of one run (`run_section`)."""
+
+    run: str
+    name: str
+    model: str
+    trained_on: str
+    train_images: int
+    epochs: int | None
+    train_seconds: float | None
+    command: str | None
+    card_test_accuracy: float
+    accuracy: float
+    accuracy_ci95: list[float]
+    per_class: list[dict[str, Any]]
+    confusion_matrix: list[list[int]]
+    calibration: dict[str, Any]
+    misclassified: list[dict[str, Any]]
+    robustness: dict[str, dict[str, Any]]
+    robustness_summary: dict[str, float]
+    robustness_images: int
+    curves: list[dict[str, Any]]
+    held_out: dict[str, dict[str, float]]
+    size: dict[str, int]
+    speed: dict[str, Any]
+    sources: list[dict[str, Any]]
+
+
+class Report(TypedDict):
+    """report.json: the runs evaluated on one test set, compared, and what the verifier refuses."""
+
+    version: int
+    digitrec_version: str
+    created: str
+    dataset: str
+    classes: list[str]
+    test_images: int
+    runs: list[RunSection]
+    ensemble: NotRequired[dict[str, Any]]  # with several runs
+    rejection: NotRequired[dict[str, Any]]  # on digit test sets
 
 
 def inference_speed(model: torch.nn.Module, images: torch.Tensor,
@@ -119,7 +163,7 @@ def card_facts(card: ModelCard) -> dict:
 
 
 def run_section(run_dir: Path, name: str, images: np.ndarray, labels: np.ndarray, classes,
-                robustness_images: int, misclassified: int) -> tuple[dict, np.ndarray]:
+                robustness_images: int, misclassified: int) -> tuple[RunSection, np.ndarray]:
     """Everything the report says about one run, and its calibrated test probabilities."""
     model, card = load_model(run_dir)
     x = torch.from_numpy(images).unsqueeze(1)
@@ -165,7 +209,7 @@ def ensemble_section(probabilities: list[np.ndarray], labels: np.ndarray, classe
 def build_report(run_dirs: list, out_dir, data_dir=None, dataset: str | None = None,
                  robustness_images: int | None = None, misclassified: int = 48,
                  folders: list | None = None, warn=None,
-                 verifier: str | os.PathLike | None = None) -> dict:
+                 verifier: str | os.PathLike | None = None) -> Report:
     """Evaluate runs on a test set and write `report.json` and `report.html` into `out_dir`;
     returns the report. `robustness_images` limits the sweep to the first N test images;
     each image folder in `folders` is evaluated per run as a source of its own; `verifier`
@@ -190,9 +234,9 @@ def build_report(run_dirs: list, out_dir, data_dir=None, dataset: str | None = N
     loaded = load_folders(run_dirs, folders or [], warn)
     for section in sections:
         section["sources"] = folder_sources([section["run"]], loaded)
-    report = {"digitrec_version": __version__, "created": time.strftime("%Y-%m-%d %H:%M:%S"),
-              "dataset": dataset, "classes": list(classes), "test_images": len(labels),
-              "runs": list(sections)}
+    report = Report(version=REPORT_VERSION, digitrec_version=__version__,
+                    created=time.strftime("%Y-%m-%d %H:%M:%S"), dataset=dataset,
+                    classes=list(classes), test_images=len(labels), runs=list(sections))
     if len(sections) > 1:
         report["ensemble"] = ensemble_section(list(probabilities), labels, classes)
     if judge is not None:

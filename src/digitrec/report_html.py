@@ -8,6 +8,7 @@ import base64
 import io
 from html import escape
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -20,6 +21,9 @@ from .plots import (
     reliability_figure,
     robustness_figure,
 )
+
+if TYPE_CHECKING:
+    from .report import Report
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222;
@@ -229,7 +233,7 @@ def render(report: dict, images: np.ndarray) -> str:
             f"</head><body>\n{content}\n</body></html>\n")
 
 
-def write_html(path: Path, report: dict, images: np.ndarray) -> None:
+def write_html(path: Path, report: Report, images: np.ndarray) -> None:
     """Render the report and write it atomically."""
     with atomic_write(path, "w") as f:
         f.write(render(report, images))
