@@ -42,7 +42,7 @@ def test_load_model_errors_are_clear(tmp_path: Path):
     with pytest.raises(RunDirError, match=r"card\.json is missing"):
         load_model(tmp_path)
     write_json(tmp_path / "card.json", {"model": "baseline"})
-    with pytest.raises(RunDirError, match="lacks its model, data.dataset"):
+    with pytest.raises(RunDirError, match=r"lacks its model, data\.dataset"):
         load_model(tmp_path)
     write_json(tmp_path / "card.json", CARD)
     (tmp_path / "model.safetensors").write_bytes(b"not safetensors")
