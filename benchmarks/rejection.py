@@ -143,7 +143,7 @@ def main() -> int:
         print(f"ECE {name:<40} {r['images']:>7} {r['ece']:>8.2%}")
     timed = sets["digits"]["MNIST test, photo canvas"][:TIMED]
 
-    def without(image: bytes) -> None:  # predict as it was before digits were judged
+    def without(image: bytes) -> None:  # predict without asking the verifier
         predictor.classify([preprocess(image)], refuse=False)
 
     times = {"with": [], "without": []}

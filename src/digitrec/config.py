@@ -146,7 +146,7 @@ RECIPES = {
     # least wall time to 99% on a CPU: one epoch, one-cycle SGD, label smoothing, bf16
     "fast": TrainConfig(model="fast", epochs=1, batch_size=64, optimizer="sgd", lr=0.1,
                         weight_decay=5e-4, schedule="onecycle", label_smoothing=0.1, val_size=0),
-    # best single model in 15 minutes on 2 cores: augmentation, weight averaging
+    # best single model within a 15-minute budget on 2 cores: augmentation, weight averaging
     "accurate": TrainConfig(model="accurate", epochs=40, batch_size=128, lr=3e-3,
                             schedule="onecycle", label_smoothing=0.1, ema=0.999, rotate=10,
                             scale=0.1, shear=8, translate=2.5, elastic_alpha=1.5,

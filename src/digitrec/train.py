@@ -449,7 +449,8 @@ MOVED = {"recipe": config_module, "fine_tune_recipe": config_module, "parse_sour
 
 
 def __getattr__(name: str):
-    """Names that moved to `digitrec.config` still import from here, with a warning."""
+    """Deprecated aliases: the names of MOVED import from the module they map to, with a
+    DeprecationWarning."""
     if name in MOVED:
         warnings.warn(f"digitrec.train.{name} moved to {MOVED[name].__name__}.{name}",
                       DeprecationWarning, stacklevel=2)

@@ -43,7 +43,8 @@ MOVED_TO_SEGMENT = ("Judge", "Segment", "split_digits")
 
 
 def __getattr__(name: str):
-    """Names that moved to `digitrec.segment` still import from here, with a warning."""
+    """Deprecated aliases: the names of MOVED_TO_SEGMENT import from `digitrec.segment`, with a
+    DeprecationWarning."""
     if name in MOVED_TO_SEGMENT:
         warnings.warn(f"digitrec.preprocess.{name} moved to digitrec.segment.{name}",
                       DeprecationWarning, stacklevel=2)

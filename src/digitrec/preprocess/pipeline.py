@@ -22,8 +22,9 @@ def ink_of(source: ImageSource) -> np.ndarray:
 
 def digit_ink(source: ImageSource) -> np.ndarray:
     """Steps 1-3 for an image of one digit, at the smallest working size that keeps it sharp:
-    a digit that fills much of the image (a drawing, a close-up) is read at QUICK_SIZE, several
-    times faster; a small one in a large image, or one written with a fine pen, at WORK_SIZE."""
+    a digit that fills much of the image (a drawing, a close-up) is read at QUICK_SIZE, which
+    has far fewer pixels to process; a small one in a large image, or one written with a fine
+    pen, at WORK_SIZE."""
     gray = to_gray(open_image(source))
     quick = to_ink(shrink(gray, QUICK_SIZE))
     if max(gray.shape) <= QUICK_SIZE:

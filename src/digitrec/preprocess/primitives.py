@@ -25,7 +25,8 @@ def reduce(gray: np.ndarray, limit: int = WORK_SIZE) -> np.ndarray:
 
 def shrink(gray: np.ndarray, limit: int) -> np.ndarray:
     """Shrink by the smallest whole factor that brings the longer side to at most `limit`
-    pixels (averages of factor x factor blocks: several times faster than `reduce`)."""
+    pixels (averages of factor x factor blocks: cheaper than `reduce`'s resampling to an exact
+    size)."""
     factor = -(-max(gray.shape) // limit)
     if factor <= 1:
         return gray

@@ -3,7 +3,7 @@
 Each worker binds its own listening socket with SO_REUSEPORT, so the kernel spreads new
 connections over the workers. (uvicorn's own `workers=N` shares one socket, and the first
 worker to wake up accepts a whole burst of connections: with keep-alive clients one process
-did all the work while the others idled.) A worker that dies after it was serving is replaced;
+does all the work while the others idle.) A worker that dies after it was serving is replaced;
 one that dies before it ever served means the service cannot start, and everything stops.
 SIGTERM or Ctrl-C: every worker finishes its in-flight requests, then the supervisor exits.
 The workers write their metrics to one directory, so that /metrics reports them all.
