@@ -454,8 +454,9 @@ class Parser(argparse.ArgumentParser):
         return super().format_help()
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser for all subcommands."""
+def build_parser(train_flags: bool = True) -> argparse.ArgumentParser:
+    """The argument parser for all subcommands; `train_flags=False` leaves out the training
+    options, whose definitions import torch, for commands that do not train."""
     from .reader import ReaderConfig
     from .rejection import VerifierConfig
     from .serve.config import ServeConfig
@@ -478,7 +479,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--nproc", type=int, default=1, metavar="N",
                        help="train with N processes on this machine (runs torchrun; "
                             "DistributedDataParallel: gloo on CPU, nccl on CUDA)")
-    if torch_installed():  # light install: no flags, and `digitrec train` says what to add
+    if train_flags and torch_installed():  # light install: `digitrec train` says what to add
         add_config_flags(train)
     train.set_defaults(run=cmd_train)
 
@@ -575,11 +576,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def command_of(argv: list[str]) -> str | None:
+    """The subcommand a command line names (the first word that is not an option)."""
+    return next((word for word in argv if not word.startswith("-")), None)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `digitrec` console script."""
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(train_flags=command_of(argv) == "train")
     args, unknown = parser.parse_known_args(argv)
-    args.argv = list(sys.argv[1:] if argv is None else argv)
+    args.argv = argv
     try:
         if unknown:
             if args.command == "train":
