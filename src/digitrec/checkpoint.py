@@ -113,3 +113,19 @@ def load_state(run_dir: str | os.PathLike) -> dict:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises several types for damaged or foreign files
         raise RunDirError(f"cannot read {path}: {e}") from None
+
+
+MOVED_TO_FILES = ("read_jsonl", "remove_stale_temporaries", "write_jsonl")
+
+
+def __getattr__(name: str):
+    """The atomic-write helpers also import from here, as deprecated aliases of `files`."""
+    if name in MOVED_TO_FILES:
+        import warnings
+
+        from . import files
+
+        warnings.warn(f"digitrec.checkpoint.{name} moved to digitrec.files.{name}",
+                      DeprecationWarning, stacklevel=2)
+        return getattr(files, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

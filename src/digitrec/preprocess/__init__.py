@@ -25,21 +25,43 @@ from __future__ import annotations
 
 import warnings
 
-from .background import otsu_threshold, smooth_background, to_ink
-from .components import connected_components, crop_to_ink, ink_box, remove_specks
+from .background import (
+    BACKGROUND_SIZE,
+    BORDER_MARGIN,
+    FLAT,
+    MIN_CONTRAST,
+    ink_is_dark,
+    otsu_threshold,
+    smooth_background,
+    to_ink,
+)
+from .components import SPECK_FRACTION, connected_components, crop_to_ink, ink_box, remove_specks
 from .decode import MAX_PIXELS, ImageSource, open_image, to_gray
-from .normalise import BOX, MIN_INK, SIZE, centre_by_mass, fit_box, normalise_digit, stroke_width
-from .pipeline import digit_ink, ink_of, preprocess
+from .normalise import (
+    BOX,
+    MIN_INK,
+    SIZE,
+    STROKE_FRACTION,
+    centre_by_mass,
+    fit_box,
+    normalise_digit,
+    normalise_stroke,
+    stroke_width,
+)
+from .pipeline import DETAIL, QUICK_SIZE, QUICK_STROKE, digit_ink, ink_of, preprocess
 from .primitives import WORK_SIZE, reduce, shrink
 
 __all__ = [
-    "BOX", "MAX_PIXELS", "MIN_INK", "SIZE", "WORK_SIZE", "ImageSource", "centre_by_mass",
-    "connected_components", "crop_to_ink", "digit_ink", "fit_box", "ink_box", "ink_of",
-    "normalise_digit", "open_image", "otsu_threshold", "preprocess", "reduce", "remove_specks",
+    "BACKGROUND_SIZE", "BORDER_MARGIN", "BOX", "DETAIL", "FLAT", "MAX_PIXELS", "MIN_CONTRAST",
+    "MIN_INK", "QUICK_SIZE", "QUICK_STROKE", "SIZE", "SPECK_FRACTION", "STROKE_FRACTION",
+    "WORK_SIZE", "ImageSource", "centre_by_mass", "connected_components", "crop_to_ink",
+    "digit_ink", "fit_box", "ink_box", "ink_is_dark", "ink_of", "normalise_digit",
+    "normalise_stroke", "open_image", "otsu_threshold", "preprocess", "reduce", "remove_specks",
     "shrink", "smooth_background", "stroke_width", "to_gray", "to_ink",
 ]
 
-MOVED_TO_SEGMENT = ("Judge", "Segment", "split_digits")
+MOVED_TO_SEGMENT = ("CROSSING_PENALTY", "CUT_PENALTY", "Judge", "MIN_CUT_WIDTH", "MIN_HEIGHT",
+                    "STUB_FRACTION", "Segment", "split_digits")
 
 
 def __getattr__(name: str):
