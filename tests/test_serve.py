@@ -337,7 +337,7 @@ def test_server_answers_and_shuts_down_gracefully(mnist_test, tmp_path: Path):
     number = png(render_number([images[i] for i in range(5)], np.random.default_rng(7)))
     port = free_port()
     server = subprocess.Popen([sys.executable, "-c", GATED_SERVER, str(tmp_path), "serve",
-                               "--port", str(port)],
+                               "--port", str(port), "--workers", "1"],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         wait_ready(port)
@@ -500,3 +500,20 @@ def test_serve_flags_come_from_the_config():
     with pytest.raises(ConfigError, match="max_body_bytes"):
         ServeConfig(max_body_bytes=0)
     assert main(["serve", "--max-batch", "0"]) == 1
+
+
+def test_serve_defaults_use_every_core_and_log_no_line_per_request(monkeypatch):
+    """Plain `digitrec serve` runs one worker per core it may use and no access log."""
+    from digitrec.cli import build_parser, main
+    from digitrec.serve import app as app_module
+
+    args = build_parser().parse_args(["serve"])
+    assert args.workers == len(os.sched_getaffinity(0)) and not args.access_log
+    calls = []  # (workers, uvicorn options) of each start, supervised or in this process
+    monkeypatch.setattr(app_module, "supervise",
+                        lambda host, port, workers, options: calls.append((workers, options)) or 0)
+    monkeypatch.setattr("uvicorn.run", lambda app, **options: calls.append((1, options)))
+    assert main(["serve", "--port", "0"]) == 0
+    assert calls[0][0] == args.workers and calls[0][1]["access_log"] is False
+    assert main(["serve", "--port", "0", "--access-log", "--workers", "3"]) == 0
+    assert calls[1][0] == 3 and calls[1][1]["access_log"] is True

@@ -400,12 +400,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ImportError:
         raise DigitrecError("this command needs the serve extra: pip install 'digitrec[serve]'") from None
     if args.workers < 1:
-        raise DigitrecError("--workers must be at least 1")
+        raise ConfigError("--workers must be at least 1")
     config = serve_config(args)
     # a bad model is one clear error here, not one per worker
     Predictor(config.model, verifier=config.verifier, reader=config.reader)
     return run(config, host=args.host, port=args.port, workers=args.workers,
-               log_level=args.log_level)
+               log_level=args.log_level, access_log=args.access_log)
 
 
 def serve_config(args: argparse.Namespace):
@@ -459,7 +459,7 @@ def build_parser(train_flags: bool = True) -> argparse.ArgumentParser:
     options, whose definitions import torch, for commands that do not train."""
     from .reader import ReaderConfig
     from .rejection import VerifierConfig
-    from .serve.config import ServeConfig
+    from .serve.config import ServeConfig, default_workers
 
     parser = Parser(
         prog="digitrec", description="Handwritten digit recognition with convolutional networks.")
@@ -568,10 +568,16 @@ def build_parser(train_flags: bool = True) -> argparse.ArgumentParser:
     add_flags(serve, ServeConfig)
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    serve.add_argument("--workers", type=int, default=default_workers(),
+                       help="worker processes sharing the port (default: one per available "
+                            "core on Linux, %(default)s here; 1 elsewhere)")
     serve.add_argument("--log-level", default="info",
                        choices=["critical", "error", "warning", "info", "debug"],
-                       help="info (default) logs every request; warning only problems")
+                       help="info (default) logs starting, stopping and problems; warning only "
+                            "problems")
+    serve.add_argument("--access-log", action="store_true",
+                       help="also log a line per request (costs answer time under load; "
+                            "/metrics counts requests and their latencies either way)")
     serve.set_defaults(run=cmd_serve)
     return parser
 

@@ -462,12 +462,12 @@ def app_from_env() -> FastAPI:
 
 
 def run(config: ServeConfig, host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
-        log_level: str = "info") -> int:
+        log_level: str = "info", access_log: bool = False) -> int:
     """Serve until interrupted; SIGTERM/Ctrl-C finish in-flight requests first. The exit
-    status. `log_level` "info" logs every request; "warning" only problems."""
+    status. `access_log` logs a line per request (at `log_level` info or below)."""
     import uvicorn
 
-    options = {"log_level": log_level, "timeout_graceful_shutdown": 30}
+    options = {"log_level": log_level, "access_log": access_log, "timeout_graceful_shutdown": 30}
     if workers > 1:
         os.environ[CONFIG_ENV] = json.dumps(asdict(config))
         return supervise(host, port, workers, options)

@@ -5,6 +5,8 @@ Kept apart from the app so that the command line can build its flags without Fas
 
 from __future__ import annotations
 
+import os
+import sys
 from dataclasses import dataclass
 
 from ..errors import ConfigError
@@ -12,6 +14,14 @@ from ..options import option
 from ..predict import DEFAULT_TOP_K, READER_HELP, VERIFIER_HELP
 
 MB = 2**20
+
+
+def default_workers() -> int:
+    """Worker processes when none are asked for: one per core this process may run on, on
+    Linux (where the workers share one port); one elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return 1
+    return max(1, len(os.sched_getaffinity(0)))
 
 
 @dataclass(frozen=True)
