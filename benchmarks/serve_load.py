@@ -30,6 +30,7 @@ from common import run_benchmark
 from PIL import Image
 
 from digitrec.data import load_split
+from digitrec.serve.config import default_workers
 
 TARGETS = {"p99_ms": 50.0, "req_per_s": 500.0, "errors": 0}
 
@@ -107,15 +108,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(port: int, max_batch: int, workers: int, model: str | None,
-                 log: Path) -> subprocess.Popen:
-    """The server, once it answers /readyz (and, with several workers, once it says all of
-    them are ready: /readyz answers as soon as one listens)."""
-    command = [sys.executable, "-m", "digitrec", "serve", "--port", str(port), "--max-batch",
-               str(max_batch), "--workers", str(workers), "--log-level", "warning"]
+def start_server(port: int, flags: list[str], log: Path) -> subprocess.Popen:
+    """`digitrec serve --port PORT FLAGS...`, once it answers /readyz and, with several
+    workers, once it says all of them are ready (/readyz answers as soon as one listens)."""
     with log.open("w") as out:
-        server = subprocess.Popen(command + (["--model", model] if model else []),
-                                  stdout=out, stderr=subprocess.STDOUT)
+        server = subprocess.Popen([sys.executable, "-m", "digitrec", "serve", "--port", str(port),
+                                   *flags], stdout=out, stderr=subprocess.STDOUT)
+    workers = int(flags[flags.index("--workers") + 1]) if "--workers" in flags else default_workers()
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -145,7 +144,9 @@ def main() -> int:
     result: dict = {"clients": args.clients, "workers": args.workers}
     for name, max_batch in (("batching_on", 64), ("batching_off", 1)):
         port = free_port()
-        server = start_server(port, max_batch, args.workers, args.model, logs / f"{name}.log")
+        flags = ["--max-batch", str(max_batch), "--workers", str(args.workers),
+                 "--log-level", "warning", *(["--model", args.model] if args.model else [])]
+        server = start_server(port, flags, logs / f"{name}.log")
         try:
             asyncio.run(load(port, bodies[:20], args.clients, 1.0, 500))  # warm-up
             result[name] = asyncio.run(load(port, bodies, args.clients, args.seconds, args.requests))

@@ -7,6 +7,7 @@ import io
 import json
 import subprocess
 import sys
+from importlib.resources import files
 from pathlib import Path
 
 import numpy as np
@@ -146,3 +147,16 @@ def test_cli_reports_an_unusable_model(tmp_path: Path):
         result = digitrec("predict", str(tmp_path / "x.png"), "--model", str(tmp_path / model))
         assert result.returncode == 1 and message in result.stderr
         assert b"Traceback" not in result.stderr
+
+
+def test_onnx_threads_come_from_the_environment(monkeypatch):
+    """$DIGITREC_ONNX_THREADS caps each session's threads (serve's workers share the cores)."""
+    from digitrec.errors import ConfigError
+    from digitrec.runtime import THREADS_ENV, onnx_session
+
+    model = str(files("digitrec") / "assets" / "digits-accurate.onnx")
+    monkeypatch.setenv(THREADS_ENV, "1")
+    assert onnx_session(model, "shipped").get_session_options().intra_op_num_threads == 1
+    monkeypatch.setenv(THREADS_ENV, "many")
+    with pytest.raises(ConfigError, match="whole number"):
+        onnx_session(model, "shipped")

@@ -509,6 +509,9 @@ def test_serve_defaults_use_every_core_and_log_no_line_per_request(monkeypatch):
 
     args = build_parser().parse_args(["serve"])
     assert args.workers == len(os.sched_getaffinity(0)) and not args.access_log
+    for name in (app_module.CONFIG_ENV, app_module.THREADS_ENV):  # what run() hands workers
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
     calls = []  # (workers, uvicorn options) of each start, supervised or in this process
     monkeypatch.setattr(app_module, "supervise",
                         lambda host, port, workers, options: calls.append((workers, options)) or 0)
@@ -517,3 +520,4 @@ def test_serve_defaults_use_every_core_and_log_no_line_per_request(monkeypatch):
     assert calls[0][0] == args.workers and calls[0][1]["access_log"] is False
     assert main(["serve", "--port", "0", "--access-log", "--workers", "3"]) == 0
     assert calls[1][0] == 3 and calls[1][1]["access_log"] is True
+    assert os.environ[app_module.THREADS_ENV] == "1"  # three workers share the cores

@@ -37,8 +37,9 @@ from starlette.exceptions import HTTPException
 from ..errors import ImageDecodeError, ImageTooLargeError, UnsupportedImageError
 from ..predict import Prediction, Predictor, blank
 from ..preprocess import SIZE, preprocess
+from ..runtime import THREADS_ENV
 from .batcher import MicroBatcher
-from .config import ServeConfig
+from .config import ServeConfig, available_cores
 from .metrics import Metrics
 from .workers import supervise
 
@@ -470,6 +471,8 @@ def run(config: ServeConfig, host: str = "127.0.0.1", port: int = 8000, workers:
     options = {"log_level": log_level, "access_log": access_log, "timeout_graceful_shutdown": 30}
     if workers > 1:
         os.environ[CONFIG_ENV] = json.dumps(asdict(config))
+        # the workers share the cores: each model call keeps to its share of them
+        os.environ.setdefault(THREADS_ENV, str(max(1, available_cores() // workers)))
         return supervise(host, port, workers, options)
     uvicorn.run(create_app(config), host=host, port=port, **options)
     return 0

@@ -16,12 +16,17 @@ from ..predict import DEFAULT_TOP_K, READER_HELP, VERIFIER_HELP
 MB = 2**20
 
 
+def available_cores() -> int:
+    """The cores this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
 def default_workers() -> int:
-    """Worker processes when none are asked for: one per core this process may run on, on
-    Linux (where the workers share one port); one elsewhere."""
-    if not sys.platform.startswith("linux"):
-        return 1
-    return max(1, len(os.sched_getaffinity(0)))
+    """Worker processes when none are asked for: one per available core on Linux (where the
+    workers share one port), one elsewhere."""
+    return available_cores() if sys.platform.startswith("linux") else 1
 
 
 @dataclass(frozen=True)
