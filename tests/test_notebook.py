@@ -26,7 +26,8 @@ print(_json.dumps({
     "report": str(report_dir),
     "report_models": [r["model"] for r in full["runs"]],
     "stages_match": bool(np.array_equal(digit, pp.preprocess(EXAMPLES / "digit.jpg"))),
-    "digit": answer.digit, "onnx_digit": onnx_answer.digit,
+    "digit": answer.digit, "torch_digit": torch_answer.digit, "onnx_digit": onnx_answer.digit,
+    "predictor_metadata": predictor.backend.metadata,
     "parity": exported["parity"]["passed"], "onnx": str(exported["fp32"]["path"]),
     "number": number.number,
 }))
@@ -67,9 +68,13 @@ def test_notebook_runs_top_to_bottom(data_root: Path, tmp_path: Path,
     assert (report / "report.html").is_file() and (report / "report.json").is_file()
 
     assert facts["stages_match"]  # the steps shown, one by one, are what preprocess does
-    assert facts["parity"] and facts["onnx_digit"] == facts["digit"]
+    # section 5 reads with the shipped model; section 6's export agrees with its own run
+    shipped = Predictor()
+    assert facts["predictor_metadata"] == shipped.backend.metadata
+    assert facts["digit"] == shipped.predict([EXAMPLES / "digit.jpg"])[0].digit == 6
+    assert facts["parity"] and facts["onnx_digit"] == facts["torch_digit"] == 6
     exported = Predictor(facts["onnx"]).predict([EXAMPLES / "digit.jpg"])[0]
-    assert exported.digit == facts["digit"] == 6
+    assert exported.digit == facts["torch_digit"]
     assert facts["number"] == Predictor().predict_number(EXAMPLES / "number.jpg").number
     images = sum("image/png" in output.get("data", {}) for output in outputs)
     assert images >= 8  # samples, balance, three runs' curves, confusion matrix, mistakes, stages
