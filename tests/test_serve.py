@@ -521,3 +521,17 @@ def test_serve_defaults_use_every_core_and_log_no_line_per_request(monkeypatch):
     assert main(["serve", "--port", "0", "--access-log", "--workers", "3"]) == 0
     assert calls[1][0] == 3 and calls[1][1]["access_log"] is True
     assert os.environ[app_module.THREADS_ENV] == "1"  # three workers share the cores
+
+
+def test_openapi_describes_the_error_body_the_app_answers(client):
+    """The documented error responses are the app's own {"error": ...} body."""
+    spec = client.get("/openapi.json").json()
+    for path in ("/v1/predict", "/v1/predict/batch"):
+        responses = spec["paths"][path]["post"]["responses"]
+        assert {"413", "415", "422", "503"} <= set(responses)
+        schema = responses["422"]["content"]["application/json"]["schema"]
+        assert schema == {"$ref": "#/components/schemas/ErrorBody"}
+    assert "HTTPValidationError" not in spec["components"]["schemas"]
+    refused = client.post("/v1/predict", json={"pixels": [[0]]})
+    assert refused.status_code == 422 and set(refused.json()) == {"error"}
+    assert set(refused.json()["error"]) == set(spec["components"]["schemas"]["ErrorDetail"]["properties"])

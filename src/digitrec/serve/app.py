@@ -57,6 +57,25 @@ class ApiError(Exception):
         self.status, self.message = status, message
 
 
+class ErrorDetail(BaseModel):
+    status: int
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """What every refused request is answered: the status again, and what was wrong."""
+
+    error: ErrorDetail
+
+
+ERROR_RESPONSES: dict[int | str, dict] = {
+    status: {"model": ErrorBody, "description": description} for status, description in (
+        (413, "the body, or the number of images, is over the limit"),
+        (415, "a content type other than JSON, an image or a multipart form"),
+        (422, "not a readable image, or a body of the wrong shape"),
+        (503, "no answer within the timeout"))}
+
+
 def error_response(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": {"status": status, "message": message}}, status_code=status)
 
@@ -398,7 +417,7 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
     async def index() -> FileResponse:
         return FileResponse(STATIC / "index.html")
 
-    @app.post("/v1/predict", openapi_extra=DIGIT_REQUEST)
+    @app.post("/v1/predict", openapi_extra=DIGIT_REQUEST, responses=ERROR_RESPONSES)
     async def predict(request: Request, multi: bool = False, preprocessed: bool = False,
                       force_digit: bool = False) -> JSONResponse:
         """Recognise one image: the digit, its confidence, the ten probabilities and the top k
@@ -410,7 +429,7 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
         # a plain JSON response: FastAPI would re-encode the finished dict value by value
         return JSONResponse(await service.answer_in_time(item, options))
 
-    @app.post("/v1/predict/batch", openapi_extra=BATCH_REQUEST)
+    @app.post("/v1/predict/batch", openapi_extra=BATCH_REQUEST, responses=ERROR_RESPONSES)
     async def predict_batch(request: Request, multi: bool = False,
                             force_digit: bool = False) -> JSONResponse:
         """Recognise several images; each result is an answer or {"error": ...}."""
