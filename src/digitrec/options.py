@@ -44,7 +44,7 @@ def _shown_default(f: Field) -> str:
         return ""
     if isinstance(f.default, bool):
         return f" (default {'on' if f.default else 'off'})"
-    value = f.default / f.metadata["scale"] if f.metadata["scale"] != 1 else f.default
+    value = _flag_value(f, f.default)
     text = f"{value:g}" if isinstance(value, float) else str(value)
     return f" (default {text}{' ' + f.metadata['unit'] if f.metadata['unit'] else ''})"
 
