@@ -197,6 +197,13 @@ def test_init_fine_tunes_towards_the_new_writing(data_root: Path, mnist_test, tm
     model, _ = load_model(tuned)
     logits = predict_logits(model, torch.from_numpy(check.images).unsqueeze(1))
     assert (logits.argmax(1).numpy() == check.labels).mean() == pytest.approx(after)
+    # fine-tuning keeps the BatchNorm statistics of the base (its batches are mostly new digits)
+    assert "--freeze-norm" in card["command"]
+    start, _ = load_model(base)
+    norms = [(a, b) for a, b in zip(start.modules(), model.modules(), strict=True)
+             if isinstance(a, torch.nn.BatchNorm2d)]
+    assert norms and all(torch.equal(a.running_mean, b.running_mean)
+                         and torch.equal(a.running_var, b.running_var) for a, b in norms)
 
 
 def test_init_with_another_architecture_is_refused(data_root: Path, tmp_path: Path, capsys):

@@ -21,7 +21,8 @@ from digitrec.cli import build_parser, train_config
 from digitrec.config import TrainConfig, recipe, train_command
 from digitrec.errors import ConfigError, RunDirError
 from digitrec.files import read_jsonl
-from digitrec.train import train
+from digitrec.models import create_model
+from digitrec.train import freeze_norm_statistics, train
 
 TINY = TrainConfig(epochs=2, batch_size=100, train_size=2000, val_size=500)
 TIMING_KEYS = {"seconds", "images_per_s"}
@@ -206,3 +207,14 @@ def test_card_command_reproduces_the_configuration(config: TrainConfig):
     words = shlex.split(train_command(config))
     assert words[:2] == ["digitrec", "train"]
     assert train_config(build_parser().parse_args(words[1:])) == config
+
+
+def test_frozen_norm_layers_keep_their_statistics_while_the_rest_trains():
+    model = create_model("accurate").train()
+    freeze_norm_statistics(model)
+    norm = next(m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    mean, var = norm.running_mean.clone(), norm.running_var.clone()
+    model(torch.rand(8, 1, 28, 28)).sum().backward()
+    assert torch.equal(norm.running_mean, mean) and torch.equal(norm.running_var, var)
+    assert norm.weight.grad is not None  # its scale still learns
+    assert all(m.training for m in model.modules() if isinstance(m, torch.nn.Dropout))

@@ -41,6 +41,8 @@ class TrainConfig:
     label_smoothing: float = option(0.0, "label smoothing of the cross-entropy loss")
     ema: float = option(0.0, "decay of an exponential moving average of the weights (0 = off); "
                            "the average is what gets evaluated and saved")
+    freeze_norm: bool = option(False, "keep the BatchNorm statistics as trained (fine-tuning: "
+                                      "batches full of a few new images would shift them)")
     rotate: float = option(0.0, "augmentation: max rotation in degrees")
     scale: float = option(0.0, "augmentation: max relative zoom in or out")
     shear: float = option(0.0, "augmentation: max shear in degrees")
@@ -162,12 +164,12 @@ def recipe(model: str) -> TrainConfig:
 def fine_tune_recipe(init: str, model: str) -> TrainConfig:
     """The default configuration for `--init RUN` (fine-tuning on a few samples of one's own
     handwriting): the model's recipe at a thirtieth of its learning rate, five short epochs,
-    and 2,000 images of the dataset replayed beside the new ones, so the model moves towards the
-    new writing without forgetting the rest. Give the new folder a weight (`--add-data DIR:20`)
-    so that it fills a good part of each batch."""
+    2,000 images of the dataset replayed beside the new ones, and the BatchNorm statistics kept
+    as trained, so the model moves towards the new writing without forgetting the rest. Give
+    the new folder a weight (`--add-data DIR:20`) so that it fills a good part of each batch."""
     base = recipe(model)
     return replace(base, init=init, epochs=5, lr=base.lr / 30, train_size=2000, val_size=0,
-                   ema=0.0, schedule="cosine")
+                   ema=0.0, schedule="cosine", freeze_norm=True)
 
 
 def changed_flags(config, base, skip: tuple[str, ...] = ()) -> list[str]:

@@ -241,6 +241,8 @@ def train_epoch(session: Session, data: Tensors, epoch: int,
     device = data.labels.device
     torch.manual_seed(epoch_seed(config.seed, epoch))
     model.train()
+    if config.freeze_norm:
+        freeze_norm_statistics(model)
     order = rank_slice(epoch_order(data), cluster)
     if cluster.world > 1:  # every rank augments its own images differently
         torch.manual_seed(epoch_seed(config.seed, epoch) + RANK_SEED_STRIDE * cluster.rank)
@@ -284,6 +286,15 @@ def train_epoch(session: Session, data: Tensors, epoch: int,
     seconds = time.perf_counter() - start
     return {"train_loss": loss / seen, "train_accuracy": right / seen, "seconds": seconds,
             "images_per_s": seen / seconds}
+
+
+def freeze_norm_statistics(model: torch.nn.Module) -> None:
+    """Put every BatchNorm layer in eval mode: it normalises with its stored statistics and
+    stops updating them, while its scale and shift still learn."""
+    for module in model.modules():
+        if isinstance(module, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d, torch.nn.BatchNorm3d,
+                               torch.nn.SyncBatchNorm)):
+            module.eval()
 
 
 def score(model, data: Tensors) -> tuple[float, float]:
