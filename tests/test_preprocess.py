@@ -222,6 +222,8 @@ def test_otsu_threshold_puts_each_value_on_one_side():
     values = np.array([0.6] * 50 + [1.0] * 950, np.float32)
     assert 0.6 < otsu_threshold(values) <= 1.0  # 0.6 below, 1.0 at or above
     assert otsu_threshold(np.full(10, 0.3, np.float32)) > 0.3  # one value: all below
+    assert otsu_threshold(np.array([2.0, 3.0])) == pytest.approx(1 + 1 / 256)  # clipped to 1
+    assert otsu_threshold(np.array([-1.0, 0.0, 1.0, 1.5])) == pytest.approx(1 / 256)  # 0 below
 
 
 def test_flat_background_is_a_constant_and_a_ramp_is_fitted(monkeypatch):

@@ -241,6 +241,24 @@ def test_concurrent_requests_share_model_calls():
     assert sum(calls) == 20 and max(calls) == 8 and len(calls) <= 4
 
 
+def test_requests_already_waiting_form_one_batch_without_a_wait():
+    calls: list[int] = []
+
+    def run_batch(batch: list[int]) -> list[int]:
+        calls.append(len(batch))
+        return [k * 2 for k in batch]
+
+    async def main() -> list[int]:
+        batcher = MicroBatcher(run_batch, max_batch=4, max_wait_ms=0)
+        batcher.start()
+        answers = await asyncio.gather(*(batcher.submit(k) for k in range(6)))
+        await batcher.close()
+        return answers
+
+    assert asyncio.run(main()) == [k * 2 for k in range(6)]
+    assert calls == [4, 2]  # all six were queued before the first batch was gathered
+
+
 def test_a_failing_model_call_reaches_every_caller_of_the_batch():
     def run_batch(batch: list[np.ndarray]) -> list:
         raise RuntimeError("model exploded")

@@ -83,17 +83,26 @@ def smooth_background(ink: np.ndarray, rounds: int = 3) -> np.ndarray:
 def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
     """The threshold that best separates two classes of values (Otsu, 1979): values below it
     are one class, values at or above it the other. Values are clipped to [0, 1]."""
-    inside = np.clip(np.asarray(values, dtype=np.float32).ravel(), 0, 1)
-    hist = np.bincount(np.minimum((inside * bins).astype(np.intp), bins - 1), minlength=bins)
-    centres = (np.arange(bins) + 0.5) / bins
+    inside = np.asarray(values, dtype=np.float32).ravel()
+    hist = np.bincount(np.clip(inside * bins, 0, bins - 1).astype(np.intp), minlength=bins)
     weight = np.cumsum(hist)
-    mean = np.cumsum(hist * centres)
+    mean = np.cumsum(hist * _bin_centres(bins))
     total, total_mean = weight[-1], mean[-1]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        between = (total_mean * weight - mean * total) ** 2 / (weight * (total - weight))
-    if np.isnan(between[:-1]).all():  # a single value: nothing to separate, all below
-        return float(inside.max(initial=0)) + 1 / bins
-    return float(np.nanargmax(between[:-1]) + 1) / bins  # the upper edge of the last bin below
+    spread = weight[:-1] * (total - weight[:-1])  # 0 where one class is empty
+    between = np.divide((total_mean * weight[:-1] - mean[:-1] * total) ** 2, spread,
+                        out=np.full(bins - 1, -1.0), where=spread > 0)
+    best = int(np.argmax(between))
+    if between[best] < 0:  # a single value: nothing to separate, all below
+        return float(np.clip(inside, 0, 1).max(initial=0)) + 1 / bins
+    return float(best + 1) / bins  # the upper edge of the last bin below
+
+
+@functools.lru_cache(maxsize=4)
+def _bin_centres(bins: int) -> np.ndarray:
+    """The centres of `bins` equal bins over [0, 1], read-only (shared)."""
+    centres = (np.arange(bins) + 0.5) / bins
+    centres.setflags(write=False)
+    return centres
 
 
 def ink_is_dark(dark: np.ndarray) -> bool:

@@ -72,6 +72,7 @@ def to_gray(image: Image.Image) -> np.ndarray:
         if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
             rgba = image.convert("RGBA")
             image = Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba)
-        return np.asarray(image.convert("L"), dtype=np.float32) / 255.0
+        gray = np.asarray(image if image.mode == "L" else image.convert("L"), dtype=np.float32)
+        return np.divide(gray, 255.0, out=gray)
     except ValueError as e:  # modes Pillow cannot convert to grayscale, e.g. LAB
         raise ImageDecodeError(f"unsupported image mode {image.mode}: {e}") from None

@@ -52,8 +52,8 @@ def centre_by_mass(digit: np.ndarray, size: int = SIZE) -> np.ndarray:
     total = digit.sum()
     cy = (digit.sum(1) @ np.arange(h)) / total
     cx = (digit.sum(0) @ np.arange(w)) / total
-    top = int(np.clip(round((size - 1) / 2 - cy), 0, size - h))
-    left = int(np.clip(round((size - 1) / 2 - cx), 0, size - w))
+    top = min(max(round((size - 1) / 2 - cy), 0), size - h)
+    left = min(max(round((size - 1) / 2 - cx), 0), size - w)
     field = np.zeros((size, size), dtype=np.float32)
     field[top:top + h, left:left + w] = digit
     return field
@@ -62,6 +62,7 @@ def centre_by_mass(digit: np.ndarray, size: int = SIZE) -> np.ndarray:
 def normalise_digit(ink: np.ndarray) -> np.ndarray | None:
     """Steps 4-6 on an ink map: the 28x28 MNIST-style array, or None if there is no ink
     (or only a dot, smaller than MIN_INK pixels each way)."""
-    if not ink.any() or max(crop_to_ink(ink).shape) < MIN_INK:
+    if not ink.any():
         return None
-    return centre_by_mass(fit_box(crop_to_ink(ink)))
+    crop = crop_to_ink(ink)
+    return centre_by_mass(fit_box(crop)) if max(crop.shape) >= MIN_INK else None

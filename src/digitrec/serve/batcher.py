@@ -73,11 +73,15 @@ class MicroBatcher:
         items = [await self.queue.get()]
         deadline = asyncio.get_running_loop().time() + self.max_wait
         while len(items) < self.max_batch:
+            if not self.queue.empty():  # what already waits joins without a timer
+                items.append(self.queue.get_nowait())
+                continue
             remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                break
             try:
-                items.append(self.queue.get_nowait() if remaining <= 0 else
-                             await asyncio.wait_for(self.queue.get(), remaining))
-            except (asyncio.QueueEmpty, asyncio.TimeoutError):
+                items.append(await asyncio.wait_for(self.queue.get(), remaining))
+            except asyncio.TimeoutError:
                 break
         return items
 
