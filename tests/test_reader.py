@@ -23,12 +23,15 @@ from digitrec.reader import (
     BLANK,
     HEIGHT,
     KIND,
+    STEP,
+    VIEWS,
     WIDTH,
     clean_field,
     decode,
     field_box,
     line_of,
     number_of,
+    views,
     writing_of,
 )
 
@@ -167,6 +170,27 @@ def with_marks(pool: DigitPool, number: str, marks: str, rng: np.random.Generato
         ink[-3:-1, 2:-2] = 1
     ink = np.asarray(Image.fromarray(ink).resize((ink.shape[1] * 3, ink.shape[0] * 3)))
     return scan(np.clip(ink, 0, 1))
+
+
+def test_a_line_is_read_in_views_that_keep_its_columns(test_pool):
+    line = line_of(render_line("4071", test_pool, np.random.default_rng(3)))
+    seen = views(line.input)
+    assert seen.shape == (VIEWS, HEIGHT, WIDTH) and np.array_equal(seen[0], line.input)
+    assert np.array_equal(seen[1][:-1], line.input[1:]) and not seen[1][-1].any()  # a row up
+    assert np.array_equal(seen[2][1:], line.input[:-1]) and not seen[2][0].any()  # a row down
+    bold, bright = seen[3], seen[4]
+    assert (bold >= line.input).all() and (bold > 0).sum() > (line.input > 0).sum()
+    assert (bright >= line.input).all() and np.array_equal(bright > 0, line.input > 0)
+    columns = line.input.any(0).nonzero()[0]
+    for view in (seen[1], seen[2], bright):
+        assert np.array_equal(view.any(0).nonzero()[0], columns)
+    # one line alone or among others, it reads the same
+    reader = Predictor().reader
+    others = [line_of(render_line(n, test_pool, np.random.default_rng(4))).input
+              for n in ("58", "123456")]
+    together = reader.decode_all(np.stack([others[0], line.input, others[1]]))
+    assert number_of(together[1]) == number_of(reader.read(line))
+    assert reader.log_probs(line.input[None]).shape == (1, WIDTH // STEP, BLANK + 1)
 
 
 def test_the_shipped_reader_reads_lines_with_separators_dashes_and_underlines(test_pool):

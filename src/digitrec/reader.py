@@ -16,9 +16,11 @@ steps that can each be used and tested on their own:
 
 The network (`digitrec.reader_model`, trained by `digitrec train-reader`) reads the input as
 WIDTH / STEP columns of evidence, each a probability over the ten digits and "nothing here"
-(CTC, Graves et al. 2006). `decode` keeps the most likely class per column and merges repeats:
-marks that are not digits (separators, dashes, underlines) are read as nothing. Each digit
-keeps its column span, so it has a box in the image. numpy, Pillow and ONNX Runtime only.
+(CTC, Graves et al. 2006); each line is read in `views` (shifted a row up and down, bolder,
+brighter) whose probabilities are averaged column by column. `decode` keeps the most likely
+class per column and merges repeats: marks that are not digits (separators, dashes,
+underlines) are read as nothing. Each digit keeps its column span, so it has a box in the
+image. numpy, Pillow and ONNX Runtime only.
 """
 
 from __future__ import annotations
@@ -58,7 +60,9 @@ THIN = 0.15  # a component this thin for its length is a stroke or a line
 LINE_LENGTH = 2.5  # and a line when this many times longer than the others are tall
 BAND = 0.6  # components centred further than this many line heights off the line are not
 INPUT, OUTPUT = "line", "log_probs"  # tensor names in the exported ONNX file
-BATCH = 256  # lines per ONNX Runtime call
+BATCH = 256  # inputs per ONNX Runtime call
+VIEWS = 5  # each line is read as these many views of it (`views`)
+BRIGHTER = 0.6  # the exponent that brightens faint strokes in one of them
 MARK_ASPECT = 1.2  # only pieces of ink at most this many times wider than tall may be marks
 KIND = "number-reader"  # the card's `kind`, which tells a reader from a digit model
 
@@ -334,15 +338,39 @@ class NumberReader:
             raise ModelError(f"{source} is not a number reader from `digitrec train-reader`")
 
     def log_probs(self, lines: np.ndarray) -> np.ndarray:
-        """[N, columns, 11] log-probabilities for inputs [N, HEIGHT, WIDTH]."""
-        batch = np.ascontiguousarray(lines[:, None], dtype=np.float32)
-        return self.session.run(None, {INPUT: batch})[0]
+        """[N, columns, 11] log-probabilities for inputs [N, HEIGHT, WIDTH], each the average
+        of the probabilities over its `views`."""
+        seen = np.concatenate([views(line) for line in lines]) if len(lines) else lines
+        batch = np.ascontiguousarray(seen[:, None], dtype=np.float32)
+        probs = np.exp(self.session.run(None, {INPUT: batch})[0])
+        return np.log(probs.reshape(len(lines), VIEWS, *probs.shape[1:]).mean(1))
 
     def decode_all(self, lines: np.ndarray) -> list[list[DigitRead]]:
         """The digits of each input [N, HEIGHT, WIDTH], left to right."""
-        return [decode(row) for start in range(0, len(lines), BATCH)
-                for row in self.log_probs(lines[start:start + BATCH])]
+        step = max(1, BATCH // VIEWS)
+        return [decode(row) for start in range(0, len(lines), step)
+                for row in self.log_probs(lines[start:start + step])]
 
     def read(self, line: Line) -> list[DigitRead]:
         """The digits of one line, left to right."""
         return decode(self.log_probs(line.input[None])[0])
+
+
+def _shifted(line: np.ndarray, rows: int = 0, columns: int = 0) -> np.ndarray:
+    """The input moved down by `rows` and right by `columns` (negative: up, left), with
+    background coming in at the edges."""
+    out = np.zeros_like(line)
+    h, w = line.shape
+    out[max(rows, 0):h + min(rows, 0), max(columns, 0):w + min(columns, 0)] = \
+        line[max(-rows, 0):h - max(rows, 0), max(-columns, 0):w - max(columns, 0)]
+    return out
+
+
+def views(line: np.ndarray) -> np.ndarray:
+    """The VIEWS inputs the reader reads a line [HEIGHT, WIDTH] as: itself, one row higher,
+    one row lower, with strokes a pixel bolder, and with faint strokes brighter. Every view
+    keeps the columns where they are, so their probabilities are averaged column by column:
+    a reading that holds only in one view loses to one that holds in most."""
+    bolder = np.maximum(line, np.maximum(_shifted(line, rows=1), _shifted(line, columns=1)))
+    return np.stack([line, _shifted(line, rows=-1), _shifted(line, rows=1), bolder,
+                     line ** BRIGHTER])
