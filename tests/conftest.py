@@ -58,7 +58,7 @@ def trained_verifier(data_root: Path, tmp_path_factory: pytest.TempPathFactory) 
     from digitrec.verifier import train_verifier
 
     path = tmp_path_factory.mktemp("verifier") / "verifier.onnx"
-    config = VerifierConfig(count=20_000, others=10_000, photos=1000, epochs=3)
+    config = VerifierConfig(count=12_000, others=6_000, photos=600, epochs=3)
     train_verifier(config, path, data_root, log=lambda *_: None)
     return path
 
