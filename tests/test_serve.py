@@ -241,22 +241,30 @@ def test_concurrent_requests_share_model_calls():
     assert sum(calls) == 20 and max(calls) == 8 and len(calls) <= 4
 
 
-def test_requests_already_waiting_form_one_batch_without_a_wait():
+def test_requests_already_waiting_form_one_batch_without_a_timer(monkeypatch):
     calls: list[int] = []
+    timers: list[float] = []
+    wait_for = asyncio.wait_for
+
+    def timed(awaitable, timeout):
+        timers.append(timeout)
+        return wait_for(awaitable, timeout)
+    monkeypatch.setattr(asyncio, "wait_for", timed)
 
     def run_batch(batch: list[int]) -> list[int]:
         calls.append(len(batch))
         return [k * 2 for k in batch]
 
     async def main() -> list[int]:
-        batcher = MicroBatcher(run_batch, max_batch=4, max_wait_ms=0)
+        batcher = MicroBatcher(run_batch, max_batch=4, max_wait_ms=10_000)
         batcher.start()
-        answers = await asyncio.gather(*(batcher.submit(k) for k in range(6)))
+        answers = await asyncio.gather(*(batcher.submit(k) for k in range(4)))
         await batcher.close()
         return answers
 
-    assert asyncio.run(main()) == [k * 2 for k in range(6)]
-    assert calls == [4, 2]  # all six were queued before the first batch was gathered
+    assert asyncio.run(main()) == [0, 2, 4, 6]
+    # all four were queued before the batch was gathered: it is full at once, no timer set
+    assert calls == [4] and timers == []
 
 
 def test_a_failing_model_call_reaches_every_caller_of_the_batch():

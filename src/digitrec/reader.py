@@ -347,7 +347,7 @@ class NumberReader:
 
     def decode_all(self, lines: np.ndarray) -> list[list[DigitRead]]:
         """The digits of each input [N, HEIGHT, WIDTH], left to right."""
-        step = max(1, BATCH // VIEWS)
+        step = BATCH // VIEWS
         return [decode(row) for start in range(0, len(lines), step)
                 for row in self.log_probs(lines[start:start + step])]
 
