@@ -314,6 +314,56 @@ def test_train_reader_writes_a_reader_that_learns(data_root: Path, cheques, tmp_
     assert {s["name"] for s in card["digit_sources"]} == {"mnist"}
 
 
+def test_train_reader_fine_tunes_an_exported_reader(data_root: Path, cheques, test_pool,
+                                                   tmp_path: Path):
+    import hashlib
+
+    import torch
+
+    from digitrec.export import to_onnx, with_metadata
+    from digitrec.predict import DEFAULT_READER, shipped
+    from digitrec.reader import INPUT, OUTPUT
+    from digitrec.reader_model import (
+        ReaderConfig,
+        ReaderNet,
+        initial_reader,
+        synthetic_lines,
+        train_reader,
+    )
+
+    inputs, _ = synthetic_lines(test_pool, 64, 3, workers=1)
+    model = initial_reader("shipped", inputs)
+    expected = load_reader(shipped(DEFAULT_READER)).session.run(
+        None, {INPUT: inputs[:, None].astype(np.float32) / 255})[0]
+    x = torch.from_numpy(inputs[:, None]).float().div(255)
+    with torch.no_grad():  # the file's function, with batch statistics as with running ones
+        assert np.abs(model.eval()(x).numpy() - expected).max() < 1e-4
+        assert np.abs(model.train()(x).numpy() - expected).max() < 1e-4
+    other = tmp_path / "other.onnx"
+    small = to_onnx(ReaderNet((8, 16, 24, 32)), torch.rand(2, 1, HEIGHT, WIDTH), (INPUT, OUTPUT))
+    other.write_bytes(with_metadata(small, {"card": {"kind": KIND}}))
+    with pytest.raises(ModelError, match="another architecture"):
+        initial_reader(str(other), inputs)
+    with pytest.raises(ModelError, match="not a number reader"):
+        initial_reader(str(shipped("digit-verifier.onnx")), inputs)
+    result = subprocess.run([sys.executable, "-m", "digitrec", "train-reader", "--init",
+                             str(tmp_path / "missing.onnx"), "--out", str(tmp_path / "x.onnx")],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0 and "missing.onnx" in result.stderr
+    assert "Traceback" not in result.stderr
+
+    folder = write_folder(tmp_path / "cheques", cheques, data_root / "orand-car-a")
+    config = ReaderConfig(lines=(f"{folder}:2",), synthetic=300, epochs=1, lr=1e-4,
+                          init="shipped", holdout=0.3)
+    card = train_reader(config, tmp_path / "tuned.onnx", data_dir=data_root, log=lambda *_: None)
+    base = load_reader(shipped(DEFAULT_READER)).card
+    assert card["init"] == {"reader": "shipped", "command": base["command"],
+                            "sha256": hashlib.sha256(shipped(DEFAULT_READER).read_bytes()
+                                                     ).hexdigest()}
+    assert card["history"][0]["loss"] < 2.0  # a new reader's first epoch is near 10
+    assert "--init shipped" in card["command"]
+
+
 def test_the_benchmark_reads_a_folder(data_root: Path, cheques, tmp_path: Path):
     folder = write_folder(tmp_path / "cheques", cheques, data_root / "orand-car-a")
     result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "read_numbers.py"),

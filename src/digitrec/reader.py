@@ -245,6 +245,8 @@ class ReaderConfig:
     epochs: int = option(10, "passes over the lines")
     batch_size: int = option(64, "lines per step")
     lr: float = option(2e-3, "peak learning rate")
+    init: str = option("", "start from the weights of this reader .onnx, or `shipped` for the "
+                           "shipped reader (fine-tuning)", metavar="READER")
     holdout: float = option(0.25, "the part of each --lines folder kept out of training and read "
                                   "to measure the reader: whole pages where the file names give "
                                   "them")

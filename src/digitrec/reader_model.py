@@ -12,6 +12,7 @@ trained with the CTC loss (Graves et al. 2006) on
   less a fixed held-out part (whole pages where the names give them), which is read every
   epoch and reported per folder.
 
+Training starts from a new network or, with `--init`, from an exported reader (fine-tuning).
 Batches are augmented as a batch (small random affine maps and contrast). `train_reader`
 writes one ONNX file whose metadata card names the sources, the held-out parts and what was
 measured on them.
@@ -37,6 +38,7 @@ from torch import nn
 from . import __version__, lines, preprocess, reader
 from .config import SCHEDULES, changed_flags, parse_source
 from .data import load_split
+from .errors import ModelError
 from .export import to_onnx, with_metadata
 from .files import write_bytes
 from .folders import HOLDOUT_SEED, cached_arrays, code_fingerprint, held_out, load_folder
@@ -90,6 +92,80 @@ class ReaderNet(nn.Module):
         return F.log_softmax(self.classify(columns.transpose(1, 2)), dim=-1)
 
 
+# ---- starting from an exported reader -------------------------------------------------------
+
+CALIBRATION = 1024  # training lines whose statistics set the batch norms of a warm start
+
+
+def reader_path(init: str) -> Path:
+    """The reader file that `--init` names: a path, or `shipped`."""
+    from .predict import DEFAULT_READER, shipped
+
+    return shipped(DEFAULT_READER) if init == "shipped" else Path(init)
+
+
+def initial_reader(init: str, sample: np.ndarray) -> ReaderNet:
+    """The network of an exported reader, ready to train on. Export folds each batch norm into
+    the convolution before it; each is set again from the convolutions' statistics on `sample`
+    (uint8 training lines), so that the network, in training as in evaluation, computes what
+    the file computes."""
+    model = ReaderNet()
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv1d | nn.Conv2d)]
+    norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm1d | nn.BatchNorm2d)]
+    kernels, biases, classify = _folded_weights(reader_path(init), model, convs)
+    with torch.no_grad():
+        for conv, norm, kernel, bias in zip(convs, norms, kernels, biases, strict=True):
+            conv.weight.copy_(kernel)  # with the norm adding the bias: the folded network
+            norm.weight.fill_(1)
+            norm.bias.copy_(bias)
+            norm.running_mean.zero_()
+            norm.running_var.fill_(1 - norm.eps)
+        model.classify.weight.copy_(classify[0])
+        model.classify.bias.copy_(classify[1])
+        statistics = _conv_statistics(model.eval(), convs, sample)
+        for norm, bias, (mean, var) in zip(norms, biases, statistics, strict=True):
+            norm.weight.copy_((var + norm.eps).sqrt())
+            norm.bias.copy_(mean + bias)
+            norm.running_mean.copy_(mean)
+            norm.running_var.copy_(var)
+    return model
+
+
+def _folded_weights(path: Path, model: ReaderNet, convs: list[nn.Module]
+                    ) -> tuple[list[torch.Tensor], list[torch.Tensor], tuple[torch.Tensor, ...]]:
+    """An exported reader's convolution kernels and biases, in order, and its last layer's
+    weight and bias; a ModelError for a file that is not a reader of this architecture."""
+    import onnx
+    from onnx.numpy_helper import to_array
+
+    NumberReader(str(path))  # a clear error for a file that is not a reader
+    graph = onnx.load(str(path)).graph
+    weights = {t.name: torch.from_numpy(to_array(t).copy()) for t in graph.initializer}
+    nodes = [n for n in graph.node if n.op_type == "Conv" and len(n.input) == 3]
+    matmul = next((n for n in graph.node if n.op_type == "MatMul"), None)
+    kernels = [weights.get(n.input[1]) for n in nodes]
+    biases = [weights.get(n.input[2]) for n in nodes]
+    linear = weights.get(matmul.input[1]) if matmul is not None else None
+    if [None if k is None else k.shape for k in kernels] != [c.weight.shape for c in convs] \
+            or any(b is None for b in biases) or "classify.bias" not in weights \
+            or linear is None or linear.T.shape != model.classify.weight.shape:
+        raise ModelError(f"{path} is a reader of another architecture than this version's")
+    return kernels, biases, (linear.T, weights["classify.bias"])
+
+
+@torch.no_grad()
+def _conv_statistics(model: ReaderNet, convs: list[nn.Module], sample: np.ndarray
+                     ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Each convolution's per-channel mean and variance of its outputs on `sample`."""
+    outputs: list[torch.Tensor] = []
+    hooks = [c.register_forward_hook(lambda _m, _i, out: outputs.append(out)) for c in convs]
+    model(torch.from_numpy(sample[:CALIBRATION]).float().div(255)[:, None])
+    for hook in hooks:
+        hook.remove()
+    dims = [[0, *range(2, out.dim())] for out in outputs]
+    return [(out.mean(d), out.var(d, unbiased=False)) for out, d in zip(outputs, dims, strict=True)]
+
+
 # ---- synthetic lines -------------------------------------------------------------------
 
 _POOL: DigitPool | None = None
@@ -134,7 +210,8 @@ def synthetic_lines(pool: DigitPool, count: int, seed: int, workers: int = 0
     return np.concatenate([p[0] for p in parts]), [n for p in parts for n in p[1]]
 
 
-def cached_synthetic_lines(pool: DigitPool, count: int, seed: int) -> tuple[np.ndarray, list[str]]:
+def cached_synthetic_lines(pool: DigitPool, count: int, seed: int, workers: int = 0
+                           ) -> tuple[np.ndarray, list[str]]:
     """`synthetic_lines`, cached in the decoded cache under the digits, the count, the seed and
     the code that renders and reads them (a second run with the same data starts at once)."""
     digest = hashlib.sha256(code_fingerprint(lines, preprocess, reader).encode())
@@ -143,7 +220,7 @@ def cached_synthetic_lines(pool: DigitPool, count: int, seed: int) -> tuple[np.n
     digest.update(f"{count} {seed}".encode())
 
     def compute() -> dict[str, np.ndarray]:
-        inputs, numbers = synthetic_lines(pool, count, seed)
+        inputs, numbers = synthetic_lines(pool, count, seed, workers)
         return {"inputs": inputs, "numbers": np.array(numbers, dtype=str)}
 
     arrays = cached_arrays(f"lines-{digest.hexdigest()}", compute)
@@ -263,13 +340,21 @@ def epoch_data(synthetic: tuple[np.ndarray, list[str]], real: list[RealLines],
     return np.concatenate(inputs)[order], [numbers[i] for i in order]
 
 
+def training_sample(synthetic: tuple[np.ndarray, list[str]], real: list[RealLines]
+                    ) -> np.ndarray:
+    """Up to CALIBRATION training lines (uint8): synthetic ones first, then real ones."""
+    parts = [synthetic[0], *(part.folder.inputs[~part.held] for part in real)]
+    return np.concatenate(parts)[:CALIBRATION]
+
+
 def fit(config: ReaderConfig, synthetic: tuple[np.ndarray, list[str]], real: list[RealLines],
         log: Callable[[str], None]) -> tuple[ReaderNet, list[dict]]:
     """Train the network (AdamW, one-cycle learning rate); held-out parts read every epoch."""
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
-    model = ReaderNet()
+    model = initial_reader(config.init, training_sample(synthetic, real)) if config.init \
+        else ReaderNet()
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=1e-4)
     per_epoch = len(synthetic[1]) + sum(part.training_size() for part in real)
     steps, step = config.epochs * math.ceil(per_epoch / config.batch_size), 0
@@ -308,6 +393,7 @@ def train_reader(config: ReaderConfig, out: str | Path, data_dir=None,
     """Train a reader, measure it through ONNX Runtime on the held-out real lines and on
     synthetic lines of MNIST test digits, and write it to `out`. Returns its card."""
     started = time.perf_counter()
+    init = initial_card(config)  # a clear error at once for an --init that is not a reader
     real = real_lines(config.lines, config.holdout, log)
     pool, digit_sources = digit_pool(config.add_data, data_dir, log)
     log(f"rendering {config.synthetic} synthetic lines from {len(pool.labels)} digits")
@@ -318,7 +404,7 @@ def train_reader(config: ReaderConfig, out: str | Path, data_dir=None,
             "input": {"height": HEIGHT, "width": WIDTH, "step": STEP},
             "config": asdict(config), "command": reader_command(config, out),
             "sources": [part.card() for part in real], "digit_sources": digit_sources,
-            "history": history,
+            "history": history, **init,
             "train_seconds": round(time.perf_counter() - started, 1)}
     reader = NumberReader(with_metadata(model_bytes, {"card": card}), "(in memory)")
     card["metrics"] = measure(reader, real, data_dir, config.seed)
@@ -330,7 +416,7 @@ def measure(reader: NumberReader, real: list[RealLines], data_dir, seed: int) ->
     """Exact reads of the exported file on each held-out part and on synthetic lines."""
     metrics = {part.folder.name: _onnx_exact(reader, *part.held_part()) for part in real}
     images, labels = load_split("mnist", "test", data_dir)
-    inputs, numbers = synthetic_lines(DigitPool(images, labels), 2000, seed + 1, workers=1)
+    inputs, numbers = cached_synthetic_lines(DigitPool(images, labels), 2000, seed + 1, workers=1)
     metrics["synthetic (MNIST test digits)"] = _onnx_exact(reader, inputs, numbers)
     return metrics
 
@@ -338,6 +424,18 @@ def measure(reader: NumberReader, real: list[RealLines], data_dir, seed: int) ->
 def _onnx_exact(reader: NumberReader, inputs: np.ndarray, numbers: list[str]) -> dict:
     read = [number_of(row) for row in reader.decode_all(inputs.astype(np.float32) / 255)]
     return {"lines": len(numbers), "exact": exact_fraction(read, numbers)}
+
+
+def initial_card(config: ReaderConfig) -> dict:
+    """For a fine-tuned reader, what it started from: the file's digest and the command that
+    trained it."""
+    if not config.init:
+        return {}
+    path = reader_path(config.init)
+    started = NumberReader(str(path)).card
+    return {"init": {"reader": config.init, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+                     "command": started.get("command"), **({"init": started["init"]}
+                                                           if "init" in started else {})}}
 
 
 def reader_command(config: ReaderConfig, out: str | Path) -> str:
