@@ -26,6 +26,7 @@ from digitrec.reader import (
     STEP,
     VIEWS,
     WIDTH,
+    _long_runs,
     clean_field,
     decode,
     field_box,
@@ -92,6 +93,18 @@ def test_ruled_lines_are_not_ink():
     assert cleaned[50, :38].max() == 0 and cleaned[:, 110].max() == 0
     assert cleaned[30:48, 40:44].min() == 1
     assert writing_of(cleaned)[1][0] == 40
+
+
+def test_a_line_is_found_through_gaps_and_tilt_but_never_across_columns():
+    mask = np.zeros((100, 20), bool)
+    rows = np.arange(100)
+    mask[rows, 3 + rows // 50] = True  # a line down, a column further on in its lower half
+    mask[40, 3] = False  # and broken for a pixel
+    mask[55:, 10] = True  # the lower part of one column
+    mask[:45, 11] = True  # and the upper part of the next: 90 rows, but not one run
+    runs = _long_runs(mask, 85)
+    assert (runs[:, 3:5] == mask[:, 3:5]).all()
+    assert not runs[:, 8:14].any()
 
 
 def test_strays_and_the_rest_of_ruled_lines_are_left_out():

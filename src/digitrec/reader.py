@@ -109,13 +109,15 @@ def _long_runs(mask: np.ndarray, length: int) -> np.ndarray:
     wide[:, 1:] |= mask[:, :-1]
     wide[:, :-1] |= mask[:, 1:]
     wide[1:-1] |= wide[:-2] & wide[2:]
-    padded = np.pad(wide, ((1, 1), (0, 0))).astype(np.int8)
-    runs = np.zeros_like(mask)
-    for x in range(mask.shape[1]):
-        edges = np.flatnonzero(np.diff(padded[:, x]))
-        for start, end in zip(edges[::2], edges[1::2], strict=True):
-            if end - start >= length:
-                runs[start:end, x] = True
+    # the columns one after another, each between rows of background, so no run crosses two
+    flat = np.pad(wide, ((1, 1), (0, 0))).T.ravel().astype(np.int8)
+    edges = np.flatnonzero(np.diff(flat))
+    starts, ends = edges[::2], edges[1::2]
+    long = ends - starts >= length
+    inside = np.zeros(len(flat) + 1, np.int32)
+    np.add.at(inside, starts[long] + 1, 1)
+    np.add.at(inside, ends[long] + 1, -1)
+    runs = np.cumsum(inside[:-1]).reshape(mask.shape[1], -1)[:, 1:-1].T > 0
     near = runs.copy()
     near[:, 1:] |= runs[:, :-1]
     near[:, :-1] |= runs[:, 1:]
