@@ -433,9 +433,11 @@ def initial_card(config: ReaderConfig) -> dict:
         return {}
     path = reader_path(config.init)
     started = NumberReader(str(path)).card
-    return {"init": {"reader": config.init, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
-                     "command": started.get("command"), **({"init": started["init"]}
-                                                           if "init" in started else {})}}
+    entry = {"reader": config.init, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+             "command": started.get("command")}
+    if "init" in started:  # the chain back to a reader trained from scratch
+        entry["init"] = started["init"]
+    return {"init": entry}
 
 
 def reader_command(config: ReaderConfig, out: str | Path) -> str:
