@@ -26,9 +26,12 @@ from digitrec.reader import (
     STEP,
     VIEWS,
     WIDTH,
+    DigitRead,
+    Line,
     _long_runs,
     clean_field,
     decode,
+    digit_inks,
     field_box,
     line_of,
     number_of,
@@ -142,6 +145,51 @@ def test_ctc_decoding_merges_repeats_and_drops_nothing():
     assert reads[0].probabilities.shape == (10,) and reads[0].probabilities.argmax() == 3
 
 
+def read_at(column: int, digit: int = 0, probabilities: np.ndarray | None = None) -> DigitRead:
+    """A digit read at one output column, with the reader's probabilities for it."""
+    if probabilities is None:
+        probabilities = np.eye(10)[digit]
+    return DigitRead(digit, 0.9 * float(probabilities[digit]), probabilities, column, column)
+
+
+def test_each_digit_read_gets_its_own_ink():
+    writing = np.zeros((40, 100), np.float32)
+    writing[5:35, 10:26] = 1  # a digit centred near column 18
+    writing[5:35, 50:70] = 1  # and one near 60
+    writing[30:32, 26:50] = 1  # a stroke that joins them
+    writing[20:22, 38:40] = 1  # a speck between them
+    writing[0:40, 96:97] = 1  # the rest of a ruled line at the right
+    line = Line(np.zeros((HEIGHT, WIDTH), np.float32), (100, 200, 200, 240), 1.0, writing)
+    reads = [read_at(4), read_at(14)]  # centres (4 + 0.5) * STEP = 18 and 58
+    first, second = digit_inks(line, reads)
+    assert first[5:35, 10:26].all() and not first[:, 50:].any()
+    assert second[5:35, 50:70].all() and not second[:, :38].any()
+    assert first[30:32, 26:38].all() and second[30:32, 38:50].all()  # the joining stroke, cut
+    assert not first[20:22, 38:40].any() and not second[20:22, 38:40].any()  # the speck: dropped
+    assert not second[:, 96].any()  # and the ruled line
+    assert line.digit_box(reads[0], first) == (110, 205, 138, 235)  # in the working image
+    x0, x1 = line.span(14, 14)  # a digit without ink of its own: its columns, the line's rows
+    assert line.digit_box(reads[1], np.zeros_like(writing)) == (x0, 200, x1, 240)
+    assert digit_inks(line, []) == []
+
+
+def test_the_digit_model_reads_each_digit_again(monkeypatch):
+    predictor = Predictor()
+    sure_seven = np.full((1, 10), 0.001, np.float32)
+    sure_seven[0, 7] = 0.991
+    monkeypatch.setattr(predictor.backend, "probabilities", lambda batch: sure_seven)
+    unsure = np.full(10, 0.01)
+    unsure[1], unsure[7] = 0.5, 0.42
+    reads = [read_at(4, 1, unsure), read_at(14, 1, unsure)]
+    ink = np.zeros((40, 100), np.float32)
+    ink[5:35, 10:26] = 1
+    mixed = predictor._read_again(reads, [ink, np.zeros_like(ink)])
+    assert mixed[0].argmax() == 7 and mixed[0].sum() == pytest.approx(1)  # the digit model decides
+    np.testing.assert_allclose(mixed[1], unsure / unsure.sum(), rtol=1e-5)  # no ink: the reader's
+    sure_one = np.eye(10)[1] * 0.99 + 0.001
+    assert predictor._read_again([read_at(4, 1, sure_one)], [ink])[0].argmax() == 1
+
+
 def test_synthetic_lines_are_reproducible(test_pool):
     def draw(seed: int) -> np.ndarray:
         rng = np.random.default_rng(seed)
@@ -235,6 +283,8 @@ def test_the_number_contract(test_pool):
     assert body["confidence"] == pytest.approx(np.prod([d["confidence"] for d in body["digits"]]))
     xs = [d["box"][0] for d in body["digits"]]
     assert xs == sorted(xs)
+    ends = [d["box"][2] for d in body["digits"]]
+    assert all(end <= start + 3 for end, start in zip(ends[:-1], xs[1:], strict=True))  # own boxes
     for digit in body["digits"]:
         assert digit["status"] == "ok" and len(digit["probabilities"]) == 10
         assert digit["top_k"][0]["digit"] == digit["digit"]

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image
@@ -37,6 +37,7 @@ from .options import option
 from .preprocess import (
     ImageSource,
     connected_components,
+    ink_box,
     normalise_digit,
     open_image,
     otsu_threshold,
@@ -64,6 +65,8 @@ BATCH = 256  # inputs per ONNX Runtime call
 VIEWS = 5  # each line is read as these many views of it (`views`)
 BRIGHTER = 0.6  # the exponent that brightens faint strokes in one of them
 MARK_ASPECT = 1.2  # only pieces of ink at most this many times wider than tall may be marks
+PIECE_FRACTION = 0.2  # in a digit's ink, pieces smaller than this part of its largest are strays
+PIECE_GAP = 0.3  # and so are pieces further than this many line heights from its centre
 KIND = "number-reader"  # the card's `kind`, which tells a reader from a digit model
 
 
@@ -266,17 +269,32 @@ class ReaderConfig:
 @dataclass(frozen=True)
 class Line:
     """An image of a written number as the reader sees it: `input` (HEIGHT x WIDTH, white ink
-    on black), where it came from in the working image (`box`), and the scale across."""
+    on black), where it came from in the working image (`box`), the scale across, and the ink
+    of the box at the working size (`writing`)."""
 
     input: np.ndarray
     box: tuple[int, int, int, int]
     scale: float
+    writing: np.ndarray = field(repr=False)
 
     def span(self, first: int, last: int) -> tuple[int, int]:
         """The working-image columns of output columns first..last."""
         x0 = self.box[0] + first * STEP / self.scale
         x1 = self.box[0] + (last + 1) * STEP / self.scale
         return int(x0), min(self.box[2], int(np.ceil(x1)))
+
+    def digit_box(self, read: DigitRead, ink: np.ndarray) -> tuple[int, int, int, int]:
+        """Where a digit is in the working image: the box of its ink (from `digit_inks`), or
+        where it has none, the line's rows over the columns it was read in."""
+        if not ink.any():
+            x0, x1 = self.span(read.first, read.last)
+            return x0, self.box[1], x1, self.box[3]
+        x0, y0, x1, y1 = ink_box(ink)
+        return x0 + self.box[0], y0 + self.box[1], x1 + self.box[0], y1 + self.box[1]
+
+    def centre(self, read: DigitRead) -> float:
+        """The column of `writing` at the middle of the output columns a digit spans."""
+        return (read.first + read.last + 1) / 2 * STEP / self.scale
 
 
 def line_of(source: ImageSource, is_mark: MarkJudge | None = None) -> Line | None:
@@ -290,8 +308,9 @@ def line_of(source: ImageSource, is_mark: MarkJudge | None = None) -> Line | Non
     if found is None:
         return None
     ink, (x0, y0, x1, y1) = found
-    line, scale = line_input(ink[y0:y1, x0:x1])
-    return Line(line, (x0 + fx0, y0 + fy0, x1 + fx0, y1 + fy0), scale)
+    writing = ink[y0:y1, x0:x1]
+    line, scale = line_input(writing)
+    return Line(line, (x0 + fx0, y0 + fy0, x1 + fx0, y1 + fy0), scale, writing)
 
 
 @dataclass(frozen=True)
@@ -304,6 +323,11 @@ class DigitRead:
     probabilities: np.ndarray
     first: int
     last: int
+
+    @property
+    def presence(self) -> float:
+        """The probability that a digit, whichever, is there: 1 - P(nothing) at its peak."""
+        return self.confidence / float(self.probabilities[self.digit])
 
 
 def decode(log_probs: np.ndarray) -> list[DigitRead]:
@@ -322,6 +346,43 @@ def decode(log_probs: np.ndarray) -> list[DigitRead]:
                                    start, t - 1))
         start = t
     return reads
+
+
+def digit_inks(line: Line, reads: list[DigitRead]) -> list[np.ndarray]:
+    """The ink of each digit read, as arrays the size of `line.writing`, so that each can be
+    read again on its own: a column's ink goes to the digit whose centre is nearest, except
+    that a connected piece spanning at most one centre goes whole to the digit nearest its
+    centre of mass; then the pieces smaller than PIECE_FRACTION of the digit's largest or further than
+    PIECE_GAP line heights from its centre (remnants of ruled lines, a neighbour's stub) are
+    dropped."""
+    if not reads:
+        return []
+    centres = np.array([line.centre(read) for read in reads])
+    writing = line.writing
+    nearest = np.searchsorted((centres[1:] + centres[:-1]) / 2, np.arange(writing.shape[1]) + 0.5)
+    labels, count = connected_components(writing > 0)
+    boxes = component_boxes(labels, count)
+    columns = np.broadcast_to(np.arange(writing.shape[1]), writing.shape).ravel()
+    middles = np.bincount(labels.ravel(), columns, count + 1)[1:] \
+        / np.bincount(labels.ravel(), minlength=count + 1)[1:]
+    spanned = ((centres >= boxes[:, :1]) & (centres <= boxes[:, 2:3])).sum(1)
+    whole = np.concatenate([[-1], np.where(spanned <= 1, nearest[middles.astype(int)], -1)])
+    owner = np.where(whole[labels] >= 0, whole[labels], nearest)
+    return [_near_pieces(np.where(owner == i, writing, 0), centre, writing.shape[0])
+            for i, centre in enumerate(centres)]
+
+
+def _near_pieces(ink: np.ndarray, centre: float, height: int) -> np.ndarray:
+    """`ink` without its pieces smaller than PIECE_FRACTION of the largest or further than
+    PIECE_GAP * height columns from `centre`."""
+    labels, count = connected_components(ink > 0)
+    if count < 2:
+        return ink
+    areas = np.bincount(labels.ravel(), minlength=count + 1)[1:]
+    boxes = component_boxes(labels, count)
+    gaps = np.maximum(0, np.maximum(boxes[:, 0] - centre, centre - boxes[:, 2]))
+    kept = (areas >= PIECE_FRACTION * areas.max()) & (gaps <= PIECE_GAP * height)
+    return np.where(np.concatenate([[False], kept])[labels], ink, 0)
 
 
 def number_of(reads: list[DigitRead]) -> str:
