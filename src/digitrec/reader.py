@@ -19,8 +19,9 @@ WIDTH / STEP columns of evidence, each a probability over the ten digits and "no
 (CTC, Graves et al. 2006); each line is read in `views` (shifted a row up and down, bolder,
 brighter) whose probabilities are averaged column by column. `decode` keeps the most likely
 class per column and merges repeats: marks that are not digits (separators, dashes,
-underlines) are read as nothing. Each digit keeps its column span, so it has a box in the
-image. numpy, Pillow and ONNX Runtime only.
+underlines) are read as nothing. Each digit keeps its column span, and `digit_inks` shares
+the line's ink out among the digits, so each has a box in the image and can be read again on
+its own (`digitrec.predict` does, with the digit model). numpy, Pillow and ONNX Runtime only.
 """
 
 from __future__ import annotations
