@@ -143,13 +143,21 @@ def test_ctc_decoding_merges_repeats_and_drops_nothing():
     assert (reads[0].first, reads[0].last) == (1, 2) and reads[0].confidence == pytest.approx(0.95)
     assert reads[1].first == reads[1].last == 4
     assert reads[0].probabilities.shape == (10,) and reads[0].probabilities.argmax() == 3
+    assert reads[0].presence == pytest.approx(0.95 + 9 * 0.01)  # 1 - P(nothing) at its peak
+    assert reads[0].confidence == pytest.approx(reads[0].presence * reads[0].probabilities[3])
 
 
 def read_at(column: int, digit: int = 0, probabilities: np.ndarray | None = None) -> DigitRead:
     """A digit read at one output column, with the reader's probabilities for it."""
     if probabilities is None:
         probabilities = np.eye(10)[digit]
-    return DigitRead(digit, 0.9 * float(probabilities[digit]), probabilities, column, column)
+    return DigitRead(digit, 0.9 * float(probabilities[digit]), probabilities, column, column, 0.9)
+
+
+def line_with(writing: np.ndarray) -> Line:
+    """A line whose writing is `writing`, at the working image's (100, 200), at scale 1."""
+    h, w = writing.shape
+    return Line(np.zeros((HEIGHT, WIDTH), np.float32), (100, 200, 100 + w, 200 + h), 1.0, writing)
 
 
 def test_each_digit_read_gets_its_own_ink():
@@ -159,7 +167,7 @@ def test_each_digit_read_gets_its_own_ink():
     writing[30:32, 26:50] = 1  # a stroke that joins them
     writing[20:22, 38:40] = 1  # a speck between them
     writing[0:40, 96:97] = 1  # the rest of a ruled line at the right
-    line = Line(np.zeros((HEIGHT, WIDTH), np.float32), (100, 200, 200, 240), 1.0, writing)
+    line = line_with(writing)
     reads = [read_at(4), read_at(14)]  # centres (4 + 0.5) * STEP = 18 and 58
     first, second = digit_inks(line, reads)
     assert first[5:35, 10:26].all() and not first[:, 50:].any()
@@ -171,6 +179,17 @@ def test_each_digit_read_gets_its_own_ink():
     x0, x1 = line.span(14, 14)  # a digit without ink of its own: its columns, the line's rows
     assert line.digit_box(reads[1], np.zeros_like(writing)) == (x0, 200, x1, 240)
     assert digit_inks(line, []) == []
+
+
+def test_a_stroke_goes_whole_to_the_digit_it_spans_and_far_pieces_are_dropped():
+    writing = np.zeros((40, 130), np.float32)
+    writing[5:30, 10:26] = 1  # a digit centred near column 18
+    writing[5:30, 50:70] = 1  # one near 58
+    writing[28:30, 30:50] = 1  # with a tail reaching past the middle between them
+    writing[5:30, 112:120] = 1  # and ink far from both
+    first, second = digit_inks(line_with(writing), [read_at(4), read_at(14)])
+    assert second[28:30, 30:50].all() and not first[:, 30:].any()
+    assert not second[:, 100:].any()
 
 
 def test_the_digit_model_reads_each_digit_again(monkeypatch):
@@ -284,7 +303,8 @@ def test_the_number_contract(test_pool):
     xs = [d["box"][0] for d in body["digits"]]
     assert xs == sorted(xs)
     ends = [d["box"][2] for d in body["digits"]]
-    assert all(end <= start + 3 for end, start in zip(ends[:-1], xs[1:], strict=True))  # own boxes
+    assert all(end <= start + 3 for end, start in zip(ends[:-1], xs[1:], strict=True))
+    assert len({(d["box"][1], d["box"][3]) for d in body["digits"]}) > 1  # each its ink's rows
     for digit in body["digits"]:
         assert digit["status"] == "ok" and len(digit["probabilities"]) == 10
         assert digit["top_k"][0]["digit"] == digit["digit"]

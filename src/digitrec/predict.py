@@ -265,7 +265,8 @@ class Predictor:
     def _answer(self, probabilities: np.ndarray, confidence: float | None = None,
                 is_digit: float | None = None) -> Prediction:
         """The answer for a digit's probabilities; `confidence` where it is not their top
-        probability (the reader's confidence in a digit it read); `is_digit`, the image's
+        probability (for a digit in a written number: the probability that a digit is there
+        times that of the digit chosen); `is_digit`, the image's
         digit-likeness, where the verifier was asked."""
         best = int(probabilities.argmax())
         confidence = float(probabilities[best]) if confidence is None else confidence

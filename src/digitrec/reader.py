@@ -164,6 +164,11 @@ def without_marks(ink: np.ndarray, is_mark: MarkJudge) -> np.ndarray:
     return np.where(np.isin(labels, marks), 0, ink).astype(ink.dtype)
 
 
+def component_areas(labels: np.ndarray, count: int) -> np.ndarray:
+    """[count] pixels in each of the components 1..count of a label image."""
+    return np.bincount(labels.ravel(), minlength=count + 1)[1:]
+
+
 def component_boxes(labels: np.ndarray, count: int) -> np.ndarray:
     """[count, 4] boxes (x0, y0, x1, y1) of the components 1..count of a label image."""
     ys, xs = np.nonzero(labels)
@@ -204,7 +209,7 @@ def writing_of(ink: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int]] 
     labels, count = connected_components(ink > 0)
     if count == 0:
         return None
-    areas = np.bincount(labels.ravel(), minlength=count + 1)[1:].astype(np.float64)
+    areas = component_areas(labels, count).astype(np.float64)
     boxes = component_boxes(labels, count)
     lines = _is_line(boxes)
     if lines.all():
@@ -317,18 +322,15 @@ def line_of(source: ImageSource, is_mark: MarkJudge | None = None) -> Line | Non
 @dataclass(frozen=True)
 class DigitRead:
     """One digit the reader found: its value, how sure it is, the probabilities of the ten
-    digits where it is surest, and the output columns it spans."""
+    digits where it is surest, the output columns it spans, and the probability there that a
+    digit, whichever, is there (1 - P(nothing))."""
 
     digit: int
     confidence: float
     probabilities: np.ndarray
     first: int
     last: int
-
-    @property
-    def presence(self) -> float:
-        """The probability that a digit, whichever, is there: 1 - P(nothing) at its peak."""
-        return self.confidence / float(self.probabilities[self.digit])
+    presence: float
 
 
 def decode(log_probs: np.ndarray) -> list[DigitRead]:
@@ -342,44 +344,52 @@ def decode(log_probs: np.ndarray) -> list[DigitRead]:
             continue
         if best[start] != BLANK:
             peak = start + int(probs[start:t, best[start]].argmax())
-            digits = probs[peak, :BLANK] / probs[peak, :BLANK].sum()
-            reads.append(DigitRead(int(best[start]), float(probs[peak, best[start]]), digits,
-                                   start, t - 1))
+            presence = float(probs[peak, :BLANK].sum())
+            reads.append(DigitRead(int(best[start]), float(probs[peak, best[start]]),
+                                   probs[peak, :BLANK] / presence, start, t - 1, presence))
         start = t
     return reads
 
 
 def digit_inks(line: Line, reads: list[DigitRead]) -> list[np.ndarray]:
     """The ink of each digit read, as arrays the size of `line.writing`, so that each can be
-    read again on its own: a column's ink goes to the digit whose centre is nearest, except
-    that a connected piece spanning at most one centre goes whole to the digit nearest its
-    centre of mass; then the pieces smaller than PIECE_FRACTION of the digit's largest or further than
-    PIECE_GAP line heights from its centre (remnants of ruled lines, a neighbour's stub) are
-    dropped."""
+    read again on its own: the ink shared out by `_owners`, without the pieces smaller than
+    PIECE_FRACTION of the digit's largest or further than PIECE_GAP line heights from its
+    centre (remnants of ruled lines, a neighbour's stub)."""
     if not reads:
         return []
     centres = np.array([line.centre(read) for read in reads])
-    writing = line.writing
+    owners = _owners(line.writing, centres)
+    height = line.writing.shape[0]
+    return [_near_pieces(np.where(owners == i, line.writing, 0), centre, height)
+            for i, centre in enumerate(centres)]
+
+
+def _owners(writing: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """Which digit (an index into `centres`, columns of `writing`) each pixel belongs to: a
+    connected piece of ink that spans one centre, to that digit; one that spans none, to the
+    digit nearest its centre of mass; one that spans several is cut between them, each column
+    to the digit whose centre is nearest."""
     nearest = np.searchsorted((centres[1:] + centres[:-1]) / 2, np.arange(writing.shape[1]) + 0.5)
     labels, count = connected_components(writing > 0)
     boxes = component_boxes(labels, count)
+    spans = (centres >= boxes[:, :1]) & (centres <= boxes[:, 2:3])  # [pieces, digits]
     columns = np.broadcast_to(np.arange(writing.shape[1]), writing.shape).ravel()
-    middles = np.bincount(labels.ravel(), columns, count + 1)[1:] \
-        / np.bincount(labels.ravel(), minlength=count + 1)[1:]
-    spanned = ((centres >= boxes[:, :1]) & (centres <= boxes[:, 2:3])).sum(1)
-    whole = np.concatenate([[-1], np.where(spanned <= 1, nearest[middles.astype(int)], -1)])
-    owner = np.where(whole[labels] >= 0, whole[labels], nearest)
-    return [_near_pieces(np.where(owner == i, writing, 0), centre, writing.shape[0])
-            for i, centre in enumerate(centres)]
+    middles = np.bincount(labels.ravel(), columns, count + 1)[1:] / component_areas(labels, count)
+    spanned = spans.sum(1)
+    whole = np.where(spanned == 1, spans.argmax(1),
+                     np.where(spanned == 0, nearest[middles.astype(int)], -1))
+    whole = np.concatenate([[-1], whole])[labels]
+    return np.where(whole >= 0, whole, nearest)
 
 
 def _near_pieces(ink: np.ndarray, centre: float, height: int) -> np.ndarray:
     """`ink` without its pieces smaller than PIECE_FRACTION of the largest or further than
-    PIECE_GAP * height columns from `centre`."""
+    PIECE_GAP * height columns from `centre`; a digit of one piece keeps it."""
     labels, count = connected_components(ink > 0)
     if count < 2:
         return ink
-    areas = np.bincount(labels.ravel(), minlength=count + 1)[1:]
+    areas = component_areas(labels, count)
     boxes = component_boxes(labels, count)
     gaps = np.maximum(0, np.maximum(boxes[:, 0] - centre, centre - boxes[:, 2]))
     kept = (areas >= PIECE_FRACTION * areas.max()) & (gaps <= PIECE_GAP * height)
