@@ -37,6 +37,7 @@ from .errors import ConfigError, ModelError
 from .options import option
 from .preprocess import (
     ImageSource,
+    component_areas,
     connected_components,
     ink_box,
     normalise_digit,
@@ -162,11 +163,6 @@ def without_marks(ink: np.ndarray, is_mark: MarkJudge) -> np.ndarray:
         return ink
     marks = np.asarray(numbers)[is_mark(np.stack(pieces))]
     return np.where(np.isin(labels, marks), 0, ink).astype(ink.dtype)
-
-
-def component_areas(labels: np.ndarray, count: int) -> np.ndarray:
-    """[count] pixels in each of the components 1..count of a label image."""
-    return np.bincount(labels.ravel(), minlength=count + 1)[1:]
 
 
 def component_boxes(labels: np.ndarray, count: int) -> np.ndarray:

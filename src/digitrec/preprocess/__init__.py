@@ -35,7 +35,14 @@ from .background import (
     smooth_background,
     to_ink,
 )
-from .components import SPECK_FRACTION, connected_components, crop_to_ink, ink_box, remove_specks
+from .components import (
+    SPECK_FRACTION,
+    component_areas,
+    connected_components,
+    crop_to_ink,
+    ink_box,
+    remove_specks,
+)
 from .decode import MAX_PIXELS, ImageSource, open_image, to_gray
 from .normalise import (
     BOX,
@@ -54,8 +61,8 @@ from .primitives import WORK_SIZE, reduce, shrink
 __all__ = [
     "BACKGROUND_SIZE", "BORDER_MARGIN", "BOX", "DETAIL", "FLAT", "MAX_PIXELS", "MIN_CONTRAST",
     "MIN_INK", "QUICK_SIZE", "QUICK_STROKE", "SIZE", "SPECK_FRACTION", "STROKE_FRACTION",
-    "WORK_SIZE", "ImageSource", "centre_by_mass", "connected_components", "crop_to_ink",
-    "digit_ink", "fit_box", "ink_box", "ink_is_dark", "ink_of", "normalise_digit",
+    "WORK_SIZE", "ImageSource", "centre_by_mass", "component_areas", "connected_components",
+    "crop_to_ink", "digit_ink", "fit_box", "ink_box", "ink_is_dark", "ink_of", "normalise_digit",
     "normalise_stroke", "open_image", "otsu_threshold", "preprocess", "reduce", "remove_specks",
     "shrink", "smooth_background", "stroke_width", "to_gray", "to_ink",
 ]

@@ -59,6 +59,11 @@ def connected_components(mask: np.ndarray) -> tuple[np.ndarray, int]:
     return out.reshape(h, w), len(roots)
 
 
+def component_areas(labels: np.ndarray, count: int) -> np.ndarray:
+    """[count] pixels in each of the components 1..count of a label image."""
+    return np.bincount(labels.ravel(), minlength=count + 1)[1:]
+
+
 def remove_specks(ink: np.ndarray, fraction: float = SPECK_FRACTION,
                   columns: list[int] | None = None) -> np.ndarray:
     """Zero the components smaller than `fraction` of the largest one (dust, paper texture);
@@ -66,7 +71,7 @@ def remove_specks(ink: np.ndarray, fraction: float = SPECK_FRACTION,
     labels, count = connected_components(ink > 0)
     if count <= 1:
         return ink
-    areas = np.bincount(labels.ravel())[1:]
+    areas = component_areas(labels, count)
     small = np.concatenate([[False], areas < fraction * areas.max()])
     if columns is not None:
         small &= np.isin(np.arange(count + 1), labels[:, columns])
