@@ -349,47 +349,51 @@ def decode(log_probs: np.ndarray) -> list[DigitRead]:
 
 def digit_inks(line: Line, reads: list[DigitRead]) -> list[np.ndarray]:
     """The ink of each digit read, as arrays the size of `line.writing`, so that each can be
-    read again on its own: the ink shared out by `_owners`, without the pieces smaller than
-    PIECE_FRACTION of the digit's largest or further than PIECE_GAP line heights from its
-    centre (remnants of ruled lines, a neighbour's stub)."""
+    read again on its own: the ink shared out by `_owners`, without the connected pieces of a
+    digit's ink smaller than PIECE_FRACTION of its largest or further than PIECE_GAP line
+    heights from its centre (remnants of ruled lines, a neighbour's stub); a digit of one
+    piece keeps it."""
     if not reads:
         return []
+    writing = line.writing
+    h, w = writing.shape
     centres = np.array([line.centre(read) for read in reads])
-    owners = _owners(line.writing, centres)
-    height = line.writing.shape[0]
-    return [_near_pieces(np.where(owners == i, line.writing, 0), centre, height)
-            for i, centre in enumerate(centres)]
-
-
-def _owners(writing: np.ndarray, centres: np.ndarray) -> np.ndarray:
-    """Which digit (an index into `centres`, columns of `writing`) each pixel belongs to: a
-    connected piece of ink that spans one centre, to that digit; one that spans none, to the
-    digit nearest its centre of mass; one that spans several is cut between them, each column
-    to the digit whose centre is nearest."""
-    nearest = np.searchsorted((centres[1:] + centres[:-1]) / 2, np.arange(writing.shape[1]) + 0.5)
+    digits = len(centres)
     labels, count = connected_components(writing > 0)
+    owners = _owners(labels, count, centres)
+    # each digit's ink in a band of its own, a row of background between, so that one
+    # labelling finds the pieces of every digit
+    bands = np.zeros((digits, h + 1, w), dtype=bool)
+    bands[:, :h] = (owners == np.arange(digits)[:, None, None]) & (labels > 0)
+    pieces, found = connected_components(bands.reshape(-1, w))
+    areas = component_areas(pieces, found)
+    boxes = component_boxes(pieces, found)
+    owner = boxes[:, 1] // (h + 1)
+    largest = np.zeros(digits)
+    np.maximum.at(largest, owner, areas)
+    several = np.bincount(owner, minlength=digits) > 1
+    gaps = np.maximum(0, np.maximum(boxes[:, 0] - centres[owner], centres[owner] - boxes[:, 2]))
+    near = (areas >= PIECE_FRACTION * largest[owner]) & (gaps <= PIECE_GAP * h)
+    kept = np.concatenate([[False], near | ~several[owner]])[pieces].reshape(digits, h + 1, w)
+    return [np.where(kept[i, :h], writing, 0) for i in range(digits)]
+
+
+def _owners(labels: np.ndarray, count: int, centres: np.ndarray) -> np.ndarray:
+    """Which digit (an index into `centres`, columns of the label image) each pixel belongs
+    to: a connected piece of ink that spans one centre, to that digit; one that spans none,
+    to the digit nearest its centre of mass; one that spans several is cut between them, each
+    column to the digit whose centre is nearest."""
+    width = labels.shape[1]
+    nearest = np.searchsorted((centres[1:] + centres[:-1]) / 2, np.arange(width) + 0.5)
     boxes = component_boxes(labels, count)
     spans = (centres >= boxes[:, :1]) & (centres <= boxes[:, 2:3])  # [pieces, digits]
-    columns = np.broadcast_to(np.arange(writing.shape[1]), writing.shape).ravel()
+    columns = np.broadcast_to(np.arange(width), labels.shape).ravel()
     middles = np.bincount(labels.ravel(), columns, count + 1)[1:] / component_areas(labels, count)
     spanned = spans.sum(1)
     whole = np.where(spanned == 1, spans.argmax(1),
                      np.where(spanned == 0, nearest[middles.astype(int)], -1))
     whole = np.concatenate([[-1], whole])[labels]
     return np.where(whole >= 0, whole, nearest)
-
-
-def _near_pieces(ink: np.ndarray, centre: float, height: int) -> np.ndarray:
-    """`ink` without its pieces smaller than PIECE_FRACTION of the largest or further than
-    PIECE_GAP * height columns from `centre`; a digit of one piece keeps it."""
-    labels, count = connected_components(ink > 0)
-    if count < 2:
-        return ink
-    areas = component_areas(labels, count)
-    boxes = component_boxes(labels, count)
-    gaps = np.maximum(0, np.maximum(boxes[:, 0] - centre, centre - boxes[:, 2]))
-    kept = (areas >= PIECE_FRACTION * areas.max()) & (gaps <= PIECE_GAP * height)
-    return np.where(np.concatenate([[False], kept])[labels], ink, 0)
 
 
 def number_of(reads: list[DigitRead]) -> str:
