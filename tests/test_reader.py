@@ -144,14 +144,13 @@ def test_ctc_decoding_merges_repeats_and_drops_nothing():
     assert reads[1].first == reads[1].last == 4
     assert reads[0].probabilities.shape == (10,) and reads[0].probabilities.argmax() == 3
     assert reads[0].presence == pytest.approx(0.95 + 9 * 0.01)  # 1 - P(nothing) at its peak
-    assert reads[0].confidence == pytest.approx(reads[0].presence * reads[0].probabilities[3])
 
 
 def read_at(column: int, digit: int = 0, probabilities: np.ndarray | None = None) -> DigitRead:
     """A digit read at one output column, with the reader's probabilities for it."""
     if probabilities is None:
         probabilities = np.eye(10)[digit]
-    return DigitRead(digit, 0.9 * float(probabilities[digit]), probabilities, column, column, 0.9)
+    return DigitRead(digit, probabilities, column, column, 0.9)
 
 
 def line_with(writing: np.ndarray) -> Line:

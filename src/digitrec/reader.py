@@ -317,16 +317,20 @@ def line_of(source: ImageSource, is_mark: MarkJudge | None = None) -> Line | Non
 
 @dataclass(frozen=True)
 class DigitRead:
-    """One digit the reader found: its value, how sure it is, the probabilities of the ten
-    digits where it is surest, the output columns it spans, and the probability there that a
-    digit, whichever, is there (1 - P(nothing))."""
+    """One digit the reader found: its value, the probabilities of the ten digits where it is
+    surest, the output columns it spans, and the probability there that a digit, whichever,
+    is there (1 - P(nothing))."""
 
     digit: int
-    confidence: float
     probabilities: np.ndarray
     first: int
     last: int
     presence: float
+
+    @property
+    def confidence(self) -> float:
+        """How sure the reader is of this digit: P(this digit) where it is surest."""
+        return self.presence * float(self.probabilities[self.digit])
 
 
 def decode(log_probs: np.ndarray) -> list[DigitRead]:
@@ -341,8 +345,8 @@ def decode(log_probs: np.ndarray) -> list[DigitRead]:
         if best[start] != BLANK:
             peak = start + int(probs[start:t, best[start]].argmax())
             presence = float(probs[peak, :BLANK].sum())
-            reads.append(DigitRead(int(best[start]), float(probs[peak, best[start]]),
-                                   probs[peak, :BLANK] / presence, start, t - 1, presence))
+            reads.append(DigitRead(int(best[start]), probs[peak, :BLANK] / presence, start,
+                                   t - 1, presence))
         start = t
     return reads
 
