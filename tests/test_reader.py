@@ -87,6 +87,18 @@ def test_a_form_field_is_cropped_to_the_writing(test_pool):
     assert abs(bx1 - (90 + ink.shape[1])) <= 3 and abs(by1 - (90 + ink.shape[0])) <= 3
 
 
+def test_shading_at_the_sides_of_a_photo_is_not_a_margin(test_pool):
+    ink = compose_ink("4812", test_pool, np.random.default_rng(2), 40)
+    even = scan(ink, at=(4, 30))
+    page = np.asarray(even, np.float32) / 255
+    width = page.shape[1]
+    light = np.clip(np.abs(np.arange(width) - width / 2) / (width / 2) - 0.6, 0, None)
+    photo = Image.fromarray((page * (1 - 0.5 * light) * 255).astype(np.uint8))  # darker sides
+    x0, _, x1, _ = field_box(np.asarray(photo, np.float32) / 255)
+    assert (x0, x1) == (0, width)  # no black margin, so the digits at the edges stay
+    assert line_of(photo).box == line_of(even).box
+
+
 def test_ruled_lines_are_not_ink():
     ink = np.zeros((100, 120), np.float32)
     ink[50, :] = 1  # a ruled line across

@@ -79,15 +79,17 @@ def _margin(edge: np.ndarray) -> tuple[int, int]:
     return int(np.argmin(edge)), int(np.argmin(edge[::-1]))
 
 
-def _margins(gray: np.ndarray, dark: np.ndarray) -> tuple[int, int]:
+def _margins(gray: np.ndarray, dark: np.ndarray, seam_alone: bool) -> tuple[int, int]:
     """Columns of margin at the left and right: dark nearly all the way down, then the shaded
-    seam beside them (darker than the paper in the middle)."""
+    seam beside them (darker than the paper in the middle). A shaded edge with no dark margin
+    counts only where `seam_alone`: at the top and bottom of a field cut from a page, not at
+    the sides, where a photo's shading would cut off the first or last digit."""
     left, right = _margin(dark.mean(0) > MARGIN_DARK)
     inner = slice(left, gray.shape[1] - right)
     paper = float(np.median(gray[:, inner][~dark[:, inner]])) if (~dark[:, inner]).any() else 1
     shaded = np.median(gray, 0) < paper - SEAM
-    seam_left, _ = _margin(shaded[left:])
-    _, seam_right = _margin(shaded[:gray.shape[1] - right])
+    seam_left = _margin(shaded[left:])[0] if left or seam_alone else 0
+    seam_right = _margin(shaded[:gray.shape[1] - right])[1] if right or seam_alone else 0
     return left + seam_left, right + seam_right
 
 
@@ -97,11 +99,11 @@ def field_box(gray: np.ndarray) -> tuple[int, int, int, int]:
     a dark page, kept whole."""
     h, w = gray.shape
     dark = gray < otsu_threshold(gray)
-    left, right = _margins(gray, dark)
+    left, right = _margins(gray, dark, seam_alone=False)
     if w - left - right < MIN_FIELD * w or dark[:, left:w - right].mean() > 0.5:
         return 0, 0, w, h
     columns = slice(left, w - right)
-    top, bottom = _margins(gray[:, columns].T, dark[:, columns].T)
+    top, bottom = _margins(gray[:, columns].T, dark[:, columns].T, seam_alone=True)
     if h - top - bottom < MIN_FIELD * h:
         top = bottom = 0
     return left, top, w - right, h - bottom
