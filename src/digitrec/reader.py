@@ -58,6 +58,7 @@ SEAM = 0.1  # and next to it, columns this much darker than the paper are its se
 MIN_FIELD = 0.25  # a margin leaves at least this part of the image's width (and height)
 LINE_FRACTION = 0.85  # ink running along more of the field's height or width is a line
 PART_FRACTION = 0.08  # components smaller than this fraction of the largest are not writing
+TALL = 0.5  # unless they are at least this part of the main component's height (a thin 1)
 FLAT = 3  # a component this many times wider than tall is a stroke under or beside digits
 THIN = 0.15  # a component this thin for its length is a stroke or a line
 LINE_LENGTH = 2.5  # and a line when this many times longer than the others are tall
@@ -202,8 +203,8 @@ def _main_component(boxes: np.ndarray, areas: np.ndarray, height: int) -> int:
 def writing_of(ink: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int]] | None:
     """The line of writing: the ink without straight lines and without the components centred
     further than BAND line heights off the main component's rows (strays above and below),
-    and the box of what is left of at least PART_FRACTION of the largest area. None when
-    there is no writing."""
+    and the box of what is left of at least PART_FRACTION of the largest area or TALL of the
+    main component's height. None when there is no writing."""
     labels, count = connected_components(ink > 0)
     if count == 0:
         return None
@@ -219,8 +220,9 @@ def writing_of(ink: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int]] 
     reach = BAND * (y1 - y0)
     middle = (boxes[:, 1] + boxes[:, 3]) / 2
     stray = (middle < y0 - reach) | (middle > y1 + reach)
+    tall = ~lines & (boxes[:, 3] - boxes[:, 1] >= TALL * (y1 - y0))
     dropped = np.concatenate([[True], lines | (significant & stray)])
-    kept = significant & ~stray
+    kept = (significant | tall) & ~stray
     box = (int(boxes[kept, 0].min()), int(boxes[kept, 1].min()),
            int(boxes[kept, 2].max()), int(boxes[kept, 3].max()))
     return np.where(dropped[labels], 0, ink).astype(np.float32), box
