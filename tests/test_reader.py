@@ -338,12 +338,13 @@ def test_the_shipped_reader_card(data_root: Path):
     assert {"orand-car-a", "danish-rows"} <= names
     for source in card["sources"]:
         assert len(source["fingerprint"]) == 64 and source["held_out"] > 0 and source["terms"]
-    # the card's held-out figure is what the file reads on the folder's held-out part
+    # the card's held-out figure is what the file read on the folder's held-out part through
+    # the crop of its training; the crop may change since, but must not read fewer
     cheques = load_numbers(data_root / "orand-car-a")
     held = held_out(cheques.pages, card["config"]["holdout"])
     read = [number_of(r) for r in reader.decode_all(cheques.inputs[held] / np.float32(255))]
     right = sum(r == n for r, n in zip(read, np.array(cheques.numbers)[held], strict=True))
-    assert right / held.sum() == pytest.approx(card["metrics"]["orand-car-a"]["exact"])
+    assert right / held.sum() >= card["metrics"]["orand-car-a"]["exact"] - 1e-9
     assert card["metrics"]["orand-car-a"]["lines"] == held.sum()
     # the training renderer's own lines, many small and blurred, are harder than real ones:
     # a lower bound
