@@ -114,7 +114,7 @@ def test_a_thin_tall_stroke_is_writing_however_little_ink_it_has():
     ink = np.zeros((60, 100), np.float32)
     ink[10:50, 40:70] = 1
     ink[16:44, 46:64] = 0  # a bold 0
-    ink[14:40, 20:22] = 1  # a thin 1 before it, with a fourteenth of its ink
+    ink[14:40, 20:22] = 1  # a thin 1 before it, with under 8% of its ink
     ink[30:33, 80:83] = 1  # and a speck after it
     assert writing_of(ink)[1] == (20, 10, 70, 50)
 
