@@ -99,6 +99,15 @@ def test_shading_at_the_sides_of_a_photo_is_not_a_margin(test_pool):
     assert line_of(photo).box == line_of(even).box
 
 
+@pytest.mark.parametrize("cheque", ["a_car_000552.jpg", "a_car_000622.jpg"])
+def test_a_cheques_printed_pattern_is_paper_not_ink(data_root, cheque):
+    # a plain band of paper above the pattern: the pattern is the paper, the writing the ink
+    path = data_root / "orand-car-a" / "images" / cheque
+    width, height = Image.open(path).size
+    x0, y0, x1, y1 = line_of(path).box
+    assert x1 - x0 > 0.7 * width and y1 - y0 > 0.5 * height
+
+
 def test_ruled_lines_are_not_ink():
     ink = np.zeros((100, 120), np.float32)
     ink[50, :] = 1  # a ruled line across

@@ -13,6 +13,7 @@ MIN_CONTRAST = 0.15  # ink must stand out from the background by this much (of f
 BACKGROUND_SIZE = 32  # the background surface is fitted to the image reduced to this size
 BORDER_MARGIN = 0.1  # the border decides the polarity when one class has 60% of it
 FLAT = 1 / 255  # a background whose middle half spans less than this is flat (a drawing)
+TEXTURE = 0.6  # a brighter class this much of the image is paper, not ink (see `_strokes`)
 
 
 def _quadratic(x: np.ndarray, y: np.ndarray) -> list[np.ndarray]:
@@ -65,7 +66,7 @@ def smooth_background(ink: np.ndarray, rounds: int = 3) -> np.ndarray:
     background, coefficients, strokes = np.zeros_like(values), None, None
     for _ in range(rounds):
         residual = values - background
-        previous, strokes = strokes, residual >= otsu_threshold(residual)
+        previous, strokes = strokes, _strokes(residual.reshape(small.shape)).ravel()
         if strokes.mean() > 0.9 or (previous is not None and np.array_equal(strokes, previous)):
             break  # mostly ink, or the same background pixels as the last fit
         rest = values[~strokes]
@@ -78,6 +79,17 @@ def smooth_background(ink: np.ndarray, rounds: int = 3) -> np.ndarray:
     if coefficients is None:
         return np.zeros((h, w), dtype=np.float32)
     return _surface(coefficients, h, w)
+
+
+def _strokes(residual: np.ndarray) -> np.ndarray:
+    """The brighter of the two classes of `residual` (an image), or, where that class holds
+    most of the border and more than TEXTURE of the image, the brighter part of it: the two
+    classes were then a plain and a textured part of the paper (a cheque's printed pattern)."""
+    strokes = residual >= otsu_threshold(residual)
+    border = np.concatenate([strokes[0], strokes[-1], strokes[1:-1, 0], strokes[1:-1, -1]])
+    if border.mean() > 0.5 and TEXTURE < strokes.mean() < 1:
+        strokes = residual >= otsu_threshold(residual[strokes])
+    return strokes
 
 
 def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
