@@ -104,7 +104,9 @@ def test_a_cheques_printed_pattern_is_paper_not_ink(data_root, cheque):
     # a plain band of paper above the pattern: the pattern is the paper, the writing the ink
     path = data_root / "orand-car-a" / "images" / cheque
     width, height = Image.open(path).size
-    x0, y0, x1, y1 = line_of(path).box
+    line = line_of(path)
+    assert line is not None
+    x0, y0, x1, y1 = line.box
     assert x1 - x0 > 0.7 * width and y1 - y0 > 0.5 * height
 
 

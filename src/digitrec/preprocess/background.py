@@ -86,8 +86,7 @@ def _strokes(residual: np.ndarray) -> np.ndarray:
     most of the border and more than TEXTURE of the image, the brighter part of it: the two
     classes were then a plain and a textured part of the paper (a cheque's printed pattern)."""
     strokes = residual >= otsu_threshold(residual)
-    border = np.concatenate([strokes[0], strokes[-1], strokes[1:-1, 0], strokes[1:-1, -1]])
-    if border.mean() > 0.5 and TEXTURE < strokes.mean() < 1:
+    if _border(strokes).mean() > 0.5 and TEXTURE < strokes.mean() < 1:
         strokes = residual >= otsu_threshold(residual[strokes])
     return strokes
 
@@ -117,13 +116,18 @@ def _bin_centres(bins: int) -> np.ndarray:
     return centres
 
 
+def _border(image: np.ndarray) -> np.ndarray:
+    """The pixels along the four edges of an image, each once."""
+    return np.concatenate([image[0], image[-1], image[1:-1, 0], image[1:-1, -1]])
+
+
 def ink_is_dark(dark: np.ndarray) -> bool:
     """Whether the darker of the two classes of pixels is the ink. The background is what the
     border of the image mostly shows: a bold digit can cover more of a tight crop than the
     paper does. Where the border is split about evenly, the minority class is the ink."""
     if not 0 < dark.mean() < 1:
         return False
-    border = np.concatenate([dark[0], dark[-1], dark[1:-1, 0], dark[1:-1, -1]])
+    border = _border(dark)
     if abs(border.mean() - 0.5) > BORDER_MARGIN:
         return bool(border.mean() < 0.5)
     return bool(dark.mean() < 0.5)
