@@ -38,29 +38,44 @@ def data_root() -> Path:
 
 @pytest.fixture(scope="session")
 def trained_run(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
-    """A model trained by this test session: the `accurate` recipe cut to four epochs, with
+    """A model trained by this test session: the `accurate` recipe cut to three epochs, with
     strokes of random width as different pens draw them (trained once per session: the
     slowest fixture)."""
     from digitrec.config import recipe
     from digitrec.train import train
 
-    run = tmp_path_factory.mktemp("model") / "accurate-4"
-    config = replace(recipe("accurate"), epochs=4, thickness=1.0)
+    run = tmp_path_factory.mktemp("model") / "accurate-3"
+    config = replace(recipe("accurate"), epochs=3, thickness=1.0)
     card = train(config, run, data_root, log=lambda *_: None)
     return run, card
 
 
 @pytest.fixture(scope="session")
-def trained_verifier(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A verifier trained by this test session as the shipped one was, on MNIST alone and on
-    fewer examples, so that it trains in CI time."""
-    from digitrec.rejection import VerifierConfig
-    from digitrec.verifier import train_verifier
+def verifier_training(data_root: Path, tmp_path_factory: pytest.TempPathFactory
+                      ) -> tuple[Path, dict]:
+    """A verifier trained by this test session through `digitrec train-verifier`, as the
+    shipped one was but on MNIST alone and on fewer examples, so that it trains in CI time:
+    the file and the report the command printed."""
+    import json
+    import subprocess
+    import sys
 
     path = tmp_path_factory.mktemp("verifier") / "verifier.onnx"
-    config = VerifierConfig(count=12_000, others=6_000, photos=600, epochs=3)
-    train_verifier(config, path, data_root, log=lambda *_: None)
-    return path
+    result = subprocess.run(
+        [sys.executable, "-m", "digitrec", "train-verifier", "--out", str(path),
+         *VERIFIER_FLAGS, "--json", "--data-dir", str(data_root)],
+        capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    return path, json.loads(result.stdout)
+
+
+VERIFIER_FLAGS = ["--count", "12000", "--others", "6000", "--photos", "600", "--epochs", "3"]
+
+
+@pytest.fixture(scope="session")
+def trained_verifier(verifier_training: tuple[Path, dict]) -> Path:
+    """The verifier file of `verifier_training`."""
+    return verifier_training[0]
 
 
 @pytest.fixture(scope="session")

@@ -418,13 +418,13 @@ def test_train_reader_writes_a_reader_that_learns(data_root: Path, cheques, tmp_
 
     folder = write_folder(tmp_path / "cheques", cheques, data_root / "orand-car-a")
     out = tmp_path / "reader.onnx"
-    config = ReaderConfig(lines=(f"{folder}:2",), synthetic=2000, epochs=2, holdout=0.3)
+    config = ReaderConfig(lines=(f"{folder}:2",), synthetic=1000, epochs=2, holdout=0.3)
     card = train_reader(config, out, data_dir=data_root, log=lambda *_: None)
     reader = load_reader(out)
     assert reader.card["sources"][0]["held_out"] == 2 and reader.card["sources"][0]["weight"] == 2
     assert card["history"][-1]["loss"] < 0.8 * card["history"][0]["loss"]
     assert card["command"] == (f"digitrec train-reader --out {out} --lines {folder}:2 "
-                               f"--synthetic 2000 --epochs 2 --holdout 0.3")
+                               f"--synthetic 1000 --epochs 2 --holdout 0.3")
     assert card["metrics"]["synthetic (MNIST test digits)"]["lines"] == 2000
     assert {s["name"] for s in card["digit_sources"]} == {"mnist"}
 
