@@ -110,9 +110,10 @@ def folder_files(predictor: Predictor, root: Path, every: bool, fresh_from: floa
         folder = load_numbers(root)
         for source in card.get("sources", []):
             if source["fingerprint"] == folder.fingerprint:
-                files = held_out_files(folder, card["config"]["holdout"])
+                left_out = source.get("left_out_files")  # as when the reader was trained
+                files = held_out_files(folder, card["config"]["holdout"], left_out)
                 if fresh_from:
-                    seen = set(held_out_files(folder, fresh_from))
+                    seen = set(held_out_files(folder, fresh_from, left_out))
                     files = [f for f in files if f not in seen]
                     return [(f, labels[f]) for f in files], f"held out beyond {fresh_from:g}"
                 return [(f, labels[f]) for f in files], "held out in training"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,12 +98,19 @@ def load_numbers(root: str | os.PathLike,
                         tuple(problems))
 
 
-def held_out_files(folder: NumberFolder, fraction: float) -> list[str]:
+def held_out_files(folder: NumberFolder, fraction: float,
+                   left_out: Sequence[str] | None = None) -> list[str]:
     """The files of a folder's held-out part (`folders.held_out` with its fixed seed), and the
-    files left out when it was read that belong to it (all of them where the part is single
-    images), so that an evaluation counts them as misread."""
-    mask = held_out(folder.pages, fraction)
-    files = [f for f, held in zip(folder.files, mask, strict=True) if held]
-    pages = {p for p, held in zip(folder.pages, mask, strict=True) if held and p}
-    by_page = all(folder.pages)
-    return files + [f for f in folder.left_out if not by_page or page_of(f) in pages]
+    files left out that belong to it (all of them where the part is single images), so that
+    an evaluation counts the unreadable ones as misread. The part is drawn over the labelled
+    files less `left_out`: those left out when a reader was trained (its card's
+    `left_out_files`; default: those left out now), so that a file that could not be read
+    then and can now does not move the part away from what the reader never saw."""
+    left = set(folder.left_out if left_out is None else left_out)
+    listed = [file for file, _ in read_labels(folder.root) if file not in left]
+    pages = [page_of(f) for f in listed]
+    mask = held_out(pages, fraction)
+    files = [f for f, held in zip(listed, mask, strict=True) if held]
+    held_pages = {p for p, held in zip(pages, mask, strict=True) if held and p}
+    by_page = all(pages)
+    return files + sorted(f for f in left if not by_page or page_of(f) in held_pages)

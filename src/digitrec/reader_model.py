@@ -260,7 +260,8 @@ class RealLines:
                 "images": len(self.folder), "fingerprint": self.folder.fingerprint,
                 "weight": self.weight, "held_out": int(self.held.sum()),
                 "held_out_by": "page" if all(self.folder.pages) else "image",
-                "left_out": len(self.folder.left_out)}
+                "left_out": len(self.folder.left_out),
+                "left_out_files": list(self.folder.left_out)}
 
     def held_part(self) -> tuple[np.ndarray, list[str]]:
         """The held-out lines: uint8 inputs and their numbers."""
