@@ -178,6 +178,18 @@ def test_ctc_decoding_merges_repeats_and_drops_nothing():
     assert reads[0].presence == pytest.approx(0.95 + 9 * 0.01)  # 1 - P(nothing) at its peak
 
 
+def test_a_digit_spread_over_columns_is_read_though_each_is_more_likely_nothing():
+    log_probs = np.log(np.full((5, BLANK + 1), 1e-4))
+    log_probs[:, BLANK] = np.log(0.9)
+    log_probs[1:3, 6] = np.log(0.45)
+    log_probs[1:3, BLANK] = np.log(0.55)  # nothing is likelier in each column...
+    reads = decode(log_probs)  # ...but 6 in one of them or both is likelier than in neither
+    assert [r.digit for r in reads] == [6] and 1 <= reads[0].first <= reads[0].last <= 2
+    log_probs[3, 6], log_probs[3, BLANK] = np.log(0.45), np.log(0.55)
+    log_probs[2, 6], log_probs[2, BLANK] = np.log(0.05), np.log(0.95)
+    assert [r.digit for r in decode(log_probs)] == [6]  # one 6 read over three columns
+
+
 def read_at(column: int, digit: int = 0, probabilities: np.ndarray | None = None) -> DigitRead:
     """A digit read at one output column, with the reader's probabilities for it."""
     if probabilities is None:
@@ -405,6 +417,20 @@ def test_number_folders(data_root: Path, cheques, tmp_path: Path):
         load_numbers(tmp_path)
 
 
+def test_a_file_readable_now_but_not_in_training_does_not_move_the_held_out_part(
+        data_root: Path, tmp_path: Path):
+    rows = read_labels(data_root / "orand-car-a")[:12]
+    folder = write_folder(tmp_path / "cheques", rows, data_root / "orand-car-a")
+    with (folder / "labels.csv").open("a", newline="") as f:
+        f.write("images/late.jpg,12\n")
+    (folder / "images" / "late.jpg").write_bytes(b"not an image yet")
+    before = held_out_files(load_numbers(folder), 0.3)  # late.jpg left out, as in training
+    shutil.copy(data_root / "orand-car-a" / rows[0][0], folder / "images" / "late.jpg")
+    now = load_numbers(folder)
+    assert not now.left_out
+    assert sorted(held_out_files(now, 0.3, left_out=["images/late.jpg"])) == sorted(before)
+
+
 def test_a_form_folder_is_held_out_by_page(data_root: Path):
     rows = load_numbers(data_root / "danish-rows")
     mask_files = set(held_out_files(rows, 0.25))
@@ -422,6 +448,7 @@ def test_train_reader_writes_a_reader_that_learns(data_root: Path, cheques, tmp_
     card = train_reader(config, out, data_dir=data_root, log=lambda *_: None)
     reader = load_reader(out)
     assert reader.card["sources"][0]["held_out"] == 2 and reader.card["sources"][0]["weight"] == 2
+    assert reader.card["sources"][0]["left_out_files"] == []
     assert card["history"][-1]["loss"] < 0.8 * card["history"][0]["loss"]
     assert card["command"] == (f"digitrec train-reader --out {out} --lines {folder}:2 "
                                f"--synthetic 1000 --epochs 2 --holdout 0.3")

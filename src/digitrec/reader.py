@@ -17,11 +17,12 @@ steps that can each be used and tested on their own:
 The network (`digitrec.reader_model`, trained by `digitrec train-reader`) reads the input as
 WIDTH / STEP columns of evidence, each a probability over the ten digits and "nothing here"
 (CTC, Graves et al. 2006); each line is read in `views` (shifted a row up and down, bolder,
-brighter) whose probabilities are averaged column by column. `decode` keeps the most likely
-class per column and merges repeats: marks that are not digits (separators, dashes,
-underlines) are read as nothing. Each digit keeps its column span, and `digit_inks` shares
-the line's ink out among the digits, so each has a box in the image and can be read again on
-its own (`digitrec.predict` does, with the digit model). numpy, Pillow and ONNX Runtime only.
+brighter) whose probabilities are averaged column by column. `decode` finds the most likely
+digits, summed over every way of placing them in the columns, and the columns each is read in:
+marks that are not digits (separators, dashes, underlines) are read as nothing. Each digit
+keeps its column span, and `digit_inks` shares the line's ink out among the digits, so each has
+a box in the image and can be read again on its own (`digitrec.predict` does, with the digit
+model). numpy, Pillow and ONNX Runtime only.
 """
 
 from __future__ import annotations
@@ -65,6 +66,8 @@ LINE_LENGTH = 2.5  # and a line when this many times longer than the others are 
 BAND = 0.6  # components centred further than this many line heights off the line are not
 INPUT, OUTPUT = "line", "log_probs"  # tensor names in the exported ONNX file
 BATCH = 256  # inputs per ONNX Runtime call
+BEAM = 8  # readings of a line kept while decoding it (`best_labels`)
+PRUNE = 1e-3  # a reading grows only by the digits at least this likely in a column
 VIEWS = 5  # each line is read as these many views of it (`views`)
 BRIGHTER = 0.6  # the exponent that brightens faint strokes in one of them
 MARK_ASPECT = 1.2  # only pieces of ink at most this many times wider than tall may be marks
@@ -337,21 +340,84 @@ class DigitRead:
         return self.presence * float(self.probabilities[self.digit])
 
 
-def decode(log_probs: np.ndarray) -> list[DigitRead]:
-    """Best-path CTC decoding of [columns, 11] log-probabilities: the most likely class per
-    column, repeats merged, "nothing" dropped. A digit's confidence is its peak probability."""
-    probs = np.exp(log_probs)
-    best = probs.argmax(1)
-    reads, start = [], 0
-    for t in range(1, len(best) + 1):
-        if t < len(best) and best[t] == best[start]:
+def best_labels(probs: np.ndarray) -> tuple[int, ...]:
+    """The most likely digits for [columns, 11] probabilities, each reading's probability
+    summed over every way of placing it in the columns: CTC prefix beam search (Hannun et
+    al. 2014) keeping BEAM readings, each extended only by the classes at least PRUNE likely
+    in a column. A digit spread thinly over several columns, each more likely "nothing",
+    is read, where the single most likely path would lose it."""
+    # each reading's probability so far, split by whether its path ends in "nothing" or not
+    beams: dict[tuple[int, ...], tuple[float, float]] = {(): (1.0, 0.0)}
+    for column in probs.astype(np.float64).tolist():
+        nothing = column[BLANK]
+        likely = [(c, p) for c, p in enumerate(column[:BLANK]) if p >= PRUNE]
+        if not likely:  # nothing but "nothing" here: every reading stays as it is
+            beams = {labels: ((blank + digit) * nothing, 0.0)
+                     for labels, (blank, digit) in beams.items()}
             continue
-        if best[start] != BLANK:
-            peak = start + int(probs[start:t, best[start]].argmax())
-            presence = float(probs[peak, :BLANK].sum())
-            reads.append(DigitRead(int(best[start]), probs[peak, :BLANK] / presence, start,
-                                   t - 1, presence))
-        start = t
+        grown: dict[tuple[int, ...], tuple[float, float]] = {}
+        for labels, (blank, digit) in beams.items():
+            _grow(grown, labels, (blank + digit) * nothing, 0.0)
+            for c, p in likely:
+                if labels and labels[-1] == c:  # a repeat is a new digit only after a blank
+                    _grow(grown, (*labels, c), 0.0, blank * p)
+                    _grow(grown, labels, 0.0, digit * p)
+                else:
+                    _grow(grown, (*labels, c), 0.0, (blank + digit) * p)
+        beams = dict(sorted(grown.items(), key=lambda item: -sum(item[1]))[:BEAM])
+    return max(beams, key=lambda labels: sum(beams[labels]))
+
+
+def _grow(beams: dict[tuple[int, ...], tuple[float, float]], labels: tuple[int, ...],
+          blank: float, digit: float) -> None:
+    """Add paths' probability (ending in "nothing", ending in a digit) to a reading."""
+    old_blank, old_digit = beams.get(labels, (0.0, 0.0))
+    beams[labels] = (old_blank + blank, old_digit + digit)
+
+
+def alignment(log_probs: np.ndarray, labels: tuple[int, ...]) -> np.ndarray:
+    """For each column, the index in `labels` of the digit it reads (-1: nothing), along the
+    most likely path that reads `labels` (Viterbi over CTC's states: nothing, digit 1,
+    nothing, digit 2, ..., nothing)."""
+    states = np.full(2 * len(labels) + 1, BLANK)
+    states[1::2] = labels
+    skip = np.zeros(len(states), dtype=bool)  # a digit may follow the one before directly
+    skip[3::2] = states[3::2] != states[1:-2:2]
+    score = np.full(len(states), -np.inf)
+    score[:2] = log_probs[0, states[:2]]
+    back = np.zeros((len(log_probs), len(states)), dtype=np.int64)
+    for t in range(1, len(log_probs)):
+        before = np.stack([score, np.r_[-np.inf, score[:-1]],
+                           np.where(skip, np.r_[-np.inf, -np.inf, score[:-2]], -np.inf)])
+        moves = before.argmax(0)
+        back[t] = np.arange(len(states)) - moves
+        score = before.max(0) + log_probs[t, states]
+    state = len(states) - 1 if len(states) == 1 or score[-1] >= score[-2] else len(states) - 2
+    path = np.empty(len(log_probs), dtype=np.int64)
+    for t in range(len(log_probs) - 1, -1, -1):
+        path[t] = state
+        state = back[t, state]
+    return np.where(path % 2 == 1, path // 2, -1)
+
+
+def decode(log_probs: np.ndarray) -> list[DigitRead]:
+    """The digits in [columns, 11] log-probabilities (`best_labels`), each with the columns
+    it is read in (`alignment`); a digit's confidence is its peak probability there."""
+    probs = np.exp(log_probs)
+    labels = best_labels(probs)
+    best = probs.argmax(1)  # the likeliest path: where it reads `labels`, it is their alignment
+    starts = (best != BLANK) & (best != np.r_[BLANK, best[:-1]])
+    if labels == tuple(int(c) for c in best[starts]):
+        owner = np.where(best != BLANK, np.cumsum(starts) - 1, -1)
+    else:
+        owner = alignment(log_probs, labels)
+    reads = []
+    for k, digit in enumerate(labels):
+        columns = np.flatnonzero(owner == k)
+        peak = int(columns[probs[columns, digit].argmax()])
+        presence = float(probs[peak, :BLANK].sum())
+        reads.append(DigitRead(digit, probs[peak, :BLANK] / presence, int(columns[0]),
+                               int(columns[-1]), presence))
     return reads
 
 
