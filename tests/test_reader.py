@@ -154,6 +154,17 @@ def test_strays_and_the_rest_of_ruled_lines_are_left_out():
     assert writing_of(np.zeros((20, 20), np.float32)) is None
 
 
+def test_a_thin_1_among_specks_is_writing_and_thin_ink_at_the_edge_is_not():
+    ink = np.zeros((160, 70), np.float32)
+    ink[55:76, 18:21] = 1  # a thin 1
+    ink[55:84, 28:43] = 1  # the digit after it
+    ink[::9, 50::6] = 1  # specks, which are shorter than any digit
+    ink[60:110, 0:2] = 1  # the rest of a margin's edge
+    writing, box = writing_of(ink)
+    assert box[0] == 18 and writing[55:76, 18:21].all()
+    assert writing[:, :2].max() == 0
+
+
 def test_a_row_of_thin_strokes_is_writing_not_lines():
     ink = np.zeros((60, 100), np.float32)
     for x in (20, 40, 60):  # "111", written upright

@@ -62,6 +62,7 @@ PART_FRACTION = 0.08  # components smaller than this fraction of the largest are
 TALL = 0.5  # unless they are at least this part of the main component's height (a thin 1)
 FLAT = 3  # a component this many times wider than tall is a stroke under or beside digits
 THIN = 0.15  # a component this thin for its length is a stroke or a line
+EDGE = 2  # thin ink this close to the left or right edge is the rest of a line or margin
 LINE_LENGTH = 2.5  # and a line when this many times longer than the others are tall
 BAND = 0.6  # components centred further than this many line heights off the line are not
 INPUT, OUTPUT = "line", "log_probs"  # tensor names in the exported ONNX file
@@ -184,14 +185,17 @@ def component_boxes(labels: np.ndarray, count: int) -> np.ndarray:
     return boxes
 
 
-def _is_line(boxes: np.ndarray) -> np.ndarray:
+def _is_line(boxes: np.ndarray, areas: np.ndarray, width: int) -> np.ndarray:
     """Which components are straight lines: thin, and much longer than the others are tall
-    (the rest of a ruled line or a frame a field was cut from). Where every component is
-    thin (a row of 1s), they are measured against all of them."""
+    (the rest of a ruled line or a frame a field was cut from). The others are those of at
+    least PART_FRACTION of the largest area, so that specks do not make a thin 1 a line;
+    where every one of them is thin (a row of 1s), all of them are measured."""
     w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
     thin = np.minimum(w, h) <= THIN * np.maximum(w, h)
-    others = h[~thin] if not thin.all() else h
-    return thin & (np.maximum(w, h) >= LINE_LENGTH * np.median(others))
+    measured = areas >= PART_FRACTION * areas.max()
+    others = h[measured & ~thin] if (measured & ~thin).any() else h[measured]
+    edge = (boxes[:, 0] <= EDGE) | (boxes[:, 2] >= width - EDGE)
+    return thin & ((np.maximum(w, h) >= LINE_LENGTH * np.median(others)) | edge)
 
 
 def _main_component(boxes: np.ndarray, areas: np.ndarray, height: int) -> int:
@@ -213,7 +217,7 @@ def writing_of(ink: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int]] 
         return None
     areas = component_areas(labels, count).astype(np.float64)
     boxes = component_boxes(labels, count)
-    lines = _is_line(boxes)
+    lines = _is_line(boxes, areas, ink.shape[1])
     if lines.all():
         return None
     areas_left = np.where(lines, 0, areas)
