@@ -50,6 +50,9 @@ def trained_run(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tu
     return run, card
 
 
+VERIFIER_FLAGS = ["--count", "12000", "--others", "6000", "--photos", "600", "--epochs", "3"]
+
+
 @pytest.fixture(scope="session")
 def verifier_training(data_root: Path, tmp_path_factory: pytest.TempPathFactory
                       ) -> tuple[Path, dict]:
@@ -67,9 +70,6 @@ def verifier_training(data_root: Path, tmp_path_factory: pytest.TempPathFactory
         capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     return path, json.loads(result.stdout)
-
-
-VERIFIER_FLAGS = ["--count", "12000", "--others", "6000", "--photos", "600", "--epochs", "3"]
 
 
 @pytest.fixture(scope="session")

@@ -62,8 +62,8 @@ PART_FRACTION = 0.08  # components smaller than this fraction of the largest are
 TALL = 0.5  # unless they are at least this part of the main component's height (a thin 1)
 FLAT = 3  # a component this many times wider than tall is a stroke under or beside digits
 THIN = 0.15  # a component this thin for its length is a stroke or a line
-EDGE = 2  # thin ink this close to the left or right edge is the rest of a line or margin
 LINE_LENGTH = 2.5  # and a line when this many times longer than the others are tall
+EDGE = 2  # or when this close to the left or right edge (the rest of a line or margin)
 BAND = 0.6  # components centred further than this many line heights off the line are not
 INPUT, OUTPUT = "line", "log_probs"  # tensor names in the exported ONNX file
 BATCH = 256  # inputs per ONNX Runtime call
@@ -186,10 +186,11 @@ def component_boxes(labels: np.ndarray, count: int) -> np.ndarray:
 
 
 def _is_line(boxes: np.ndarray, areas: np.ndarray, width: int) -> np.ndarray:
-    """Which components are straight lines: thin, and much longer than the others are tall
-    (the rest of a ruled line or a frame a field was cut from). The others are those of at
-    least PART_FRACTION of the largest area, so that specks do not make a thin 1 a line;
-    where every one of them is thin (a row of 1s), all of them are measured."""
+    """Which components are straight lines (the rest of a ruled line, a frame or a margin a
+    field was cut from): thin, and much longer than the others are tall or within EDGE of
+    the left or right edge. The others are those of at least PART_FRACTION of the largest
+    area, so that specks do not make a thin 1 a line; where every one of them is thin (a row
+    of 1s), all of them are measured."""
     w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
     thin = np.minimum(w, h) <= THIN * np.maximum(w, h)
     measured = areas >= PART_FRACTION * areas.max()
