@@ -21,6 +21,7 @@ from digitrec.preprocess import (
     fit_box,
     open_image,
     otsu_threshold,
+    percentiles,
     preprocess,
     shrink,
     smooth_background,
@@ -226,6 +227,14 @@ def test_otsu_threshold_puts_each_value_on_one_side():
     assert otsu_threshold(np.array([-1.0, 0.0, 1.0, 1.5])) == pytest.approx(1 / 256)  # 0 below
 
 
+def test_percentiles_are_numpys_to_the_last_bit():
+    rng = np.random.default_rng(0)
+    for size in (1, 2, 3, 4, 7, 100, 1001):
+        values = (rng.random(size) ** 3).astype(np.float32)
+        q = [0, 10, 25, 50, 75, 90, 100]
+        assert percentiles(values, q) == np.percentile(values, q).tolist()
+
+
 def test_flat_background_is_a_constant_and_a_ramp_is_fitted(monkeypatch):
     import digitrec.preprocess.background as pp
 
@@ -289,6 +298,8 @@ def test_connected_components_match_a_flood_fill(seed: int):
         both = (a > 0) & (b > 0)
         assert (a[both] == b[both]).all()
     # with as many labels as true components, that makes the labels exactly the components
+    first_pixels = [np.flatnonzero(labels == k)[0] for k in range(1, count + 1)]
+    assert first_pixels == sorted(first_pixels)  # numbered in raster order
     assert connected_components(np.zeros((3, 4), bool))[1] == 0
 
 

@@ -56,15 +56,15 @@ from .normalise import (
     stroke_width,
 )
 from .pipeline import DETAIL, QUICK_SIZE, QUICK_STROKE, digit_ink, ink_of, preprocess
-from .primitives import WORK_SIZE, reduce, shrink
+from .primitives import WORK_SIZE, percentiles, reduce, shrink
 
 __all__ = [
     "BACKGROUND_SIZE", "BORDER_MARGIN", "BOX", "DETAIL", "FLAT", "MAX_PIXELS", "MIN_CONTRAST",
     "MIN_INK", "QUICK_SIZE", "QUICK_STROKE", "SIZE", "SPECK_FRACTION", "STROKE_FRACTION",
     "WORK_SIZE", "ImageSource", "centre_by_mass", "component_areas", "connected_components",
     "crop_to_ink", "digit_ink", "fit_box", "ink_box", "ink_is_dark", "ink_of", "normalise_digit",
-    "normalise_stroke", "open_image", "otsu_threshold", "preprocess", "reduce", "remove_specks",
-    "shrink", "smooth_background", "stroke_width", "to_gray", "to_ink",
+    "normalise_stroke", "open_image", "otsu_threshold", "percentiles", "preprocess", "reduce",
+    "remove_specks", "shrink", "smooth_background", "stroke_width", "to_gray", "to_ink",
 ]
 
 MOVED_TO_SEGMENT = ("CROSSING_PENALTY", "CUT_PENALTY", "Judge", "MIN_CUT_WIDTH", "MIN_HEIGHT",

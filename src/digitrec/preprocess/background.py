@@ -7,7 +7,7 @@ import functools
 import numpy as np
 
 from .components import remove_specks
-from .primitives import reduce
+from .primitives import percentiles, reduce
 
 MIN_CONTRAST = 0.15  # ink must stand out from the background by this much (of full range)
 BACKGROUND_SIZE = 32  # the background surface is fitted to the image reduced to this size
@@ -71,7 +71,7 @@ def smooth_background(ink: np.ndarray, rounds: int = 3) -> np.ndarray:
             break  # mostly ink, or the same background pixels as the last fit
         rest = values[~strokes]
         if coefficients is None:
-            low, middle, high = np.percentile(rest, [25, 50, 75])
+            low, middle, high = percentiles(rest, [25, 50, 75])
             if high - low <= FLAT:  # the bulk of the background is one level
                 return np.full((h, w), middle, dtype=np.float32)
         coefficients = _least_squares(terms[~strokes], rest)
@@ -142,7 +142,7 @@ def to_ink(gray: np.ndarray) -> np.ndarray:
         return np.zeros_like(ink)
     otsu = otsu_threshold(ink)
     strokes = ink >= otsu
-    top = np.percentile(ink[strokes], 90) if strokes.any() else ink.max()
+    top = percentiles(ink[strokes], [90])[0] if strokes.any() else ink.max()
     floor = max(otsu, 0.35 * top) / 2  # below half the threshold is background
     ink = np.clip((ink - floor) / max(top - floor, 1e-6), 0, 1).astype(np.float32)
     return remove_specks(ink)

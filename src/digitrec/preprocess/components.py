@@ -8,11 +8,13 @@ SPECK_FRACTION = 0.02  # components smaller than this fraction of the largest ar
 
 
 def _ink_runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Horizontal runs of ink in raster order: (row, first column, end column exclusive)."""
-    edges = np.diff(np.pad(mask.astype(np.int8), ((0, 0), (1, 1))), axis=1)
-    rows, starts = np.nonzero(edges == 1)
-    ends = np.nonzero(edges == -1)[1]
-    return rows, starts, ends
+    """Horizontal runs of ink in raster order: (row, first column, end column exclusive).
+    Each row is framed by background, so its edges alternate: a run's start, then its end."""
+    h, w = mask.shape
+    framed = np.zeros((h, w + 2), dtype=np.int8)
+    framed[:, 1:-1] = mask
+    rows, columns = np.divmod(np.flatnonzero(np.diff(framed, axis=1)), w + 1)
+    return rows[0::2], columns[0::2], columns[1::2]
 
 
 def _touching_runs(rows: np.ndarray, starts: np.ndarray, ends: np.ndarray,
@@ -37,26 +39,36 @@ def connected_components(mask: np.ndarray) -> tuple[np.ndarray, int]:
     """
     h, w = mask.shape
     rows, starts, ends = _ink_runs(mask)
-    parent = list(range(len(rows)))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for a, b in zip(*_touching_runs(rows, starts, ends, w), strict=True):
-        ra, rb = root(int(a)), root(int(b))
-        if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)  # the root is the component's first run
-    run_roots = np.array([root(i) for i in range(len(rows))], dtype=np.int64)
-    roots, dense = np.unique(run_roots, return_inverse=True)
+    parent = _join(len(rows), *_touching_runs(rows, starts, ends, w))
+    first = parent == np.arange(len(rows))  # a component's first run is its root
+    labels = np.cumsum(first, dtype=np.int32)[parent]
     lengths = ends - starts
     flat = np.repeat(rows * w + starts - np.cumsum(lengths) + lengths, lengths) \
         + np.arange(lengths.sum())
     out = np.zeros(h * w, dtype=np.int32)
-    out[flat] = np.repeat(dense.ravel() + 1, lengths)
-    return out.reshape(h, w), len(roots)
+    out[flat] = np.repeat(labels, lengths)
+    return out.reshape(h, w), int(first.sum())
+
+
+def _root(parent: list[int], item: int) -> int:
+    """The root of an item, halving the path to it on the way."""
+    while parent[item] != item:
+        parent[item] = parent[parent[item]]
+        item = parent[item]
+    return item
+
+
+def _join(count: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The root of each of `count` items once the pairs (a, b) are joined: the lowest item
+    of its group. Every item's parent is at or below it, so one pass in order resolves all."""
+    parent = list(range(count))
+    for x, y in zip(a.tolist(), b.tolist(), strict=True):
+        x, y = _root(parent, x), _root(parent, y)
+        if x != y:
+            parent[max(x, y)] = min(x, y)
+    for i in range(count):
+        parent[i] = parent[parent[i]]
+    return np.array(parent, dtype=np.intp)
 
 
 def component_areas(labels: np.ndarray, count: int) -> np.ndarray:
