@@ -16,8 +16,9 @@ BOX, SIZE = 20, 28
 def stroke_width(ink: np.ndarray) -> float:
     """Mean stroke width in pixels: ink area over half its boundary length."""
     mask = ink > 0.5
-    padded = np.pad(mask, 1)
-    interior = (padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:])
+    framed = np.zeros((mask.shape[0] + 2, mask.shape[1] + 2), dtype=bool)
+    framed[1:-1, 1:-1] = mask
+    interior = (framed[:-2, 1:-1] & framed[2:, 1:-1] & framed[1:-1, :-2] & framed[1:-1, 2:])
     boundary = np.count_nonzero(mask & ~interior)
     return 2 * np.count_nonzero(mask) / max(boundary, 1)
 
