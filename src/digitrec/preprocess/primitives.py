@@ -50,9 +50,9 @@ def window_extreme(values: np.ndarray, radius: int, reducer) -> np.ndarray:
 
 
 def percentiles(values: np.ndarray, q: Sequence[float]) -> list[float]:
-    """The q-th percentiles of the values, exactly as `np.percentile` (linear) gives them, by
-    one partial sort: numpy's general machinery costs several times more on the small arrays
-    of one image."""
+    """The q-th percentiles of the values, to the last bit as `np.percentile(values, q)` gives
+    them for a list q (linear, as doubles), by one partial sort: numpy's general machinery
+    costs several times more on the small arrays of one image."""
     flat = np.asarray(values).ravel()
     last = flat.size - 1
     positions = [p / 100 * last for p in q]
