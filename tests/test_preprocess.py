@@ -233,6 +233,9 @@ def test_percentiles_are_numpys_to_the_last_bit():
         values = (rng.random(size) ** 3).astype(np.float32)
         q = [0, 10, 25, 50, 75, 90, 100]
         assert percentiles(values, q) == np.percentile(values, q).tolist()
+        for one in q:  # a single q: one value, in float32 as numpy computes it
+            single = percentiles(values, one)
+            assert single == np.percentile(values, one) and single.dtype == np.float32
 
 
 def test_flat_background_is_a_constant_and_a_ramp_is_fitted(monkeypatch):

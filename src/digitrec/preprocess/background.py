@@ -142,7 +142,7 @@ def to_ink(gray: np.ndarray) -> np.ndarray:
         return np.zeros_like(ink)
     otsu = otsu_threshold(ink)
     strokes = ink >= otsu
-    top = np.percentile(ink[strokes], 90) if strokes.any() else ink.max()
+    top = percentiles(ink[strokes], 90) if strokes.any() else ink.max()
     floor = max(otsu, 0.35 * top) / 2  # below half the threshold is background
     ink = np.clip((ink - floor) / max(top - floor, 1e-6), 0, 1).astype(np.float32)
     return remove_specks(ink)

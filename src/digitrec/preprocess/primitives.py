@@ -49,19 +49,22 @@ def window_extreme(values: np.ndarray, radius: int, reducer) -> np.ndarray:
     return out
 
 
-def percentiles(values: np.ndarray, q: Sequence[float]) -> list[float]:
+def percentiles(values: np.ndarray, q: float | Sequence[float]) -> np.floating | list[float]:
     """The q-th percentiles of the values, to the last bit as `np.percentile(values, q)` gives
-    them for a list q (linear, as doubles), by one partial sort: numpy's general machinery
-    costs several times more on the small arrays of one image."""
+    them (linear), by one partial sort: numpy's general machinery costs several times more on
+    the small arrays of one image. A single q gives one value in the values' own precision, a
+    list of q a list of doubles, as numpy does."""
     flat = np.asarray(values).ravel()
+    single = isinstance(q, int | float)
     last = flat.size - 1
-    positions = [p / 100 * last for p in q]
+    positions = [p / 100 * last for p in ([q] if single else q)]
     below = [math.floor(p) for p in positions]
     above = [min(b + 1, last) for b in below]
     ordered = np.partition(flat, sorted({*below, *above}))
+    kind = flat.dtype.type if single else float
     out = []
     for position, b, a in zip(positions, below, above, strict=True):
         low, high, t = ordered[b], ordered[a], position - b
-        step = float(high - low)  # in the values' own precision, as numpy takes it
-        out.append(float(high) - step * (1 - t) if t >= 0.5 else float(low) + step * t)
-    return out
+        step = kind(high - low)  # in the values' own precision, as numpy takes it
+        out.append(kind(high) - step * kind(1 - t) if t >= 0.5 else kind(low) + step * kind(t))
+    return out[0] if single else out
