@@ -19,7 +19,7 @@ from PIL import Image
 from digitrec.errors import ModelError
 from digitrec.nondigits import LETTERS, drawn, drawn_kinds, font_files, nondigits, printed
 from digitrec.photos import compose_number, drawing, photograph, render_digit
-from digitrec.predict import Predictor, load_verifier, shipped
+from digitrec.predict import SURE, Predictor, load_verifier, refuses, shipped
 from digitrec.preprocess import normalise_digit
 from digitrec.reader import without_marks
 from digitrec.rejection import HELD_OUT_FONTS, TRAIN_FONTS, choose_threshold, refusal
@@ -78,6 +78,15 @@ def test_refusal_rates_and_threshold():
     assert refused == sorted(refused) and rates["curve"][0]["others_refused"] == 0.0
 
 
+def test_the_threshold_moves_with_how_sure_the_digit_model_is():
+    """A sure read is refused only far below the verifier's threshold, a doubtful one up to
+    twice above it."""
+    assert refuses(0.1, 0.5, 0.2) and not refuses(0.1, SURE, 0.2)  # below it: doubt refuses
+    assert refuses(0.04, SURE, 0.2) and not refuses(0.06, 0.999, 0.2)  # a quarter of it
+    assert refuses(0.39, 0.9, 0.2) and not refuses(0.41, 0.9, 0.2)  # twice it
+    assert not refuses(0.5, 0.1, 0.2)  # digit-like enough, however unsure of which digit
+
+
 def test_letters_shapes_and_scribbles_are_refused_and_digits_read(predictor, nondigit_images,
                                                                    mnist_test):
     threshold = predictor.verifier.threshold
@@ -85,8 +94,8 @@ def test_letters_shapes_and_scribbles_are_refused_and_digits_read(predictor, non
         answers = predictor.predict(images)
         refused = [a for a in answers if a.status == "not_digit"]
         assert len(refused) >= (0.6 if name == "scribbles" else 0.9) * len(images), name
-        assert all(a.digit is None and len(a.top_k) == 3 and a.is_digit < threshold
-                   for a in refused)
+        assert all(a.digit is None and len(a.top_k) == 3 and
+                   refuses(a.is_digit, a.top_k[0]["probability"], threshold) for a in refused)
     images, labels = mnist_test
     rng = np.random.default_rng(5)
     answers = predictor.predict([render_digit(images[i], rng) for i in range(200)])

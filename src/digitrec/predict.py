@@ -120,6 +120,10 @@ ONNX_BATCH = 1024  # images per ONNX Runtime call (bounds memory on large inputs
 # A piece of a number less like a digit than this is a mark and left out. Far below the
 # threshold for single images: on their own, strokes of real cursive numbers look like nothing.
 MARK_LIKENESS = 0.002
+# A single image is refused below the verifier's threshold moved by how sure the digit model
+# is: a digit it reads at SURE or more only below a quarter of it, one it doubts below twice
+# it. Sure reads of odd writing are kept, doubtful shapes refused more.
+SURE, SURE_SCALE, DOUBT_SCALE = 0.99, 0.25, 2.0
 # The digit model's share when a digit the reader found is read again (a geometric mixture):
 # the reader knows where the digits are and the digit model, trained on more writers, what
 # each is.
@@ -173,6 +177,12 @@ def digit_likeness(judged: np.ndarray) -> np.ndarray:
     """How much like a digit each piece of ink is, from the verifier's probabilities: all but
     its probability of "other" (pieces of digits are digits to a reader of single images)."""
     return 1.0 - judged[:, OTHER]
+
+
+def refuses(likeness: float, read: float, threshold: float) -> bool:
+    """Whether an image of digit-likeness `likeness`, whose digit the model reads with
+    probability `read`, is refused as not a digit (see SURE)."""
+    return likeness < threshold * (SURE_SCALE if read >= SURE else DOUBT_SCALE)
 
 
 def shipped(name: str) -> Path:
@@ -269,10 +279,10 @@ class Predictor:
         times that of the digit chosen); `is_digit`, the image's
         digit-likeness, where the verifier was asked."""
         best = int(probabilities.argmax())
+        refused = not self.force_digit and is_digit is not None and \
+            refuses(is_digit, float(probabilities[best]), self.verifier.threshold)
         confidence = float(probabilities[best]) if confidence is None else confidence
         ranked = np.argsort(-probabilities)[:self.top_k]
-        refused = not self.force_digit and is_digit is not None and \
-            is_digit < self.verifier.threshold
         status = "not_digit" if refused else "ok" if confidence >= self.min_confidence \
             else "unknown"
         return Prediction(digit=best if status == "ok" else None, confidence=confidence,
