@@ -279,9 +279,10 @@ class Predictor:
         times that of the digit chosen); `is_digit`, the image's
         digit-likeness, where the verifier was asked."""
         best = int(probabilities.argmax())
+        read = float(probabilities[best])
         refused = not self.force_digit and is_digit is not None and \
-            refuses(is_digit, float(probabilities[best]), self.verifier.threshold)
-        confidence = float(probabilities[best]) if confidence is None else confidence
+            refuses(is_digit, read, self.verifier.threshold)
+        confidence = read if confidence is None else confidence
         ranked = np.argsort(-probabilities)[:self.top_k]
         status = "not_digit" if refused else "ok" if confidence >= self.min_confidence \
             else "unknown"
