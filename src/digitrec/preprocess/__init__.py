@@ -17,7 +17,9 @@ The steps, each a function that can be used and tested on its own:
    centre.
 
 `preprocess(image)` (`pipeline`) runs them all, for one digit at the smallest working size
-that keeps it sharp (`digit_ink`). Cutting a written number into digits is `digitrec.segment`.
+that keeps it sharp (`digit_ink`); an image under TINY pixels each way (a 16 px scan) is
+first enlarged (`enlarge`, bicubic), so that the threshold and the stroke filters have
+enough pixels to work with. Cutting a written number into digits is `digitrec.segment`.
 numpy and Pillow only: no torch.
 """
 
@@ -56,15 +58,16 @@ from .normalise import (
     stroke_width,
 )
 from .pipeline import DETAIL, QUICK_SIZE, QUICK_STROKE, digit_ink, ink_of, preprocess
-from .primitives import WORK_SIZE, percentiles, reduce, shrink
+from .primitives import ENLARGED, TINY, WORK_SIZE, enlarge, percentiles, reduce, shrink
 
 __all__ = [
-    "BACKGROUND_SIZE", "BORDER_MARGIN", "BOX", "DETAIL", "FLAT", "MAX_PIXELS", "MIN_CONTRAST",
-    "MIN_INK", "QUICK_SIZE", "QUICK_STROKE", "SIZE", "SPECK_FRACTION", "STROKE_FRACTION",
-    "WORK_SIZE", "ImageSource", "centre_by_mass", "component_areas", "connected_components",
-    "crop_to_ink", "digit_ink", "fit_box", "ink_box", "ink_is_dark", "ink_of", "normalise_digit",
-    "normalise_stroke", "open_image", "otsu_threshold", "percentiles", "preprocess", "reduce",
-    "remove_specks", "shrink", "smooth_background", "stroke_width", "to_gray", "to_ink",
+    "BACKGROUND_SIZE", "BORDER_MARGIN", "BOX", "DETAIL", "ENLARGED", "FLAT", "MAX_PIXELS",
+    "MIN_CONTRAST", "MIN_INK", "QUICK_SIZE", "QUICK_STROKE", "SIZE", "SPECK_FRACTION",
+    "STROKE_FRACTION", "TINY", "WORK_SIZE", "ImageSource", "centre_by_mass", "component_areas",
+    "connected_components", "crop_to_ink", "digit_ink", "enlarge", "fit_box", "ink_box",
+    "ink_is_dark", "ink_of", "normalise_digit", "normalise_stroke", "open_image",
+    "otsu_threshold", "percentiles", "preprocess", "reduce", "remove_specks",
+    "shrink", "smooth_background", "stroke_width", "to_gray", "to_ink",
 ]
 
 MOVED_TO_SEGMENT = ("CROSSING_PENALTY", "CUT_PENALTY", "Judge", "MIN_CUT_WIDTH", "MIN_HEIGHT",

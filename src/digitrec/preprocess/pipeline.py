@@ -8,7 +8,7 @@ from .background import to_ink
 from .components import crop_to_ink
 from .decode import ImageSource, open_image, to_gray
 from .normalise import normalise_digit, stroke_width
-from .primitives import reduce, shrink
+from .primitives import enlarge, reduce, shrink
 
 QUICK_SIZE = 128  # a single digit is first looked for at this working size,
 DETAIL = 40  # which is kept when the digit is at least this many pixels tall or wide there
@@ -24,8 +24,8 @@ def digit_ink(source: ImageSource) -> np.ndarray:
     """Steps 1-3 for an image of one digit, at the smallest working size that keeps it sharp:
     a digit that fills much of the image (a drawing, a close-up) is read at QUICK_SIZE, which
     has far fewer pixels to process; a small one in a large image, or one written with a fine
-    pen, at WORK_SIZE."""
-    gray = to_gray(open_image(source))
+    pen, at WORK_SIZE. A tiny image (a 16 px scan) is enlarged first."""
+    gray = enlarge(to_gray(open_image(source)))
     quick = to_ink(shrink(gray, QUICK_SIZE))
     if max(gray.shape) <= QUICK_SIZE:
         return quick

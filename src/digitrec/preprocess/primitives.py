@@ -9,6 +9,7 @@ import numpy as np
 from PIL import Image
 
 WORK_SIZE = 768  # images are reduced so their longer side is at most this many pixels
+TINY, ENLARGED = 28, 64  # an image smaller than TINY each way is enlarged to at least ENLARGED
 
 
 def float_image(values: np.ndarray) -> Image.Image:
@@ -34,6 +35,17 @@ def shrink(gray: np.ndarray, limit: int) -> np.ndarray:
     if factor <= 1:
         return gray
     return np.asarray(float_image(gray).reduce(factor))
+
+
+def enlarge(gray: np.ndarray, limit: int = TINY, size: int = ENLARGED) -> np.ndarray:
+    """Enlarge (bicubic, by a whole factor) an image whose longer side is under `limit` pixels,
+    so that its longer side is at least `size`: a 16 px binary digit has too few pixels for
+    the threshold and the stroke filters to find smooth strokes."""
+    if max(gray.shape) >= limit:
+        return gray
+    factor = -(-size // max(gray.shape))
+    h, w = gray.shape
+    return np.asarray(float_image(gray).resize((w * factor, h * factor), Image.BICUBIC))
 
 
 def window_extreme(values: np.ndarray, radius: int, reducer) -> np.ndarray:
