@@ -1,11 +1,20 @@
-"""Batched augmentation: per-sample randomness, geometry, the elastic field's bounds and
-stroke width."""
+"""Batched augmentation: per-sample randomness, geometry, the elastic field's bounds, stroke
+width, and the looks of other digit sets (stretched to a square, coarse binary bitmaps)."""
 
 from dataclasses import replace
 
 import torch
 
-from digitrec.augment import Augmentation, affine_matrices, augment, elastic_field, vary_thickness, warp
+from digitrec.augment import (
+    Augmentation,
+    affine_matrices,
+    augment,
+    coarsen,
+    elastic_field,
+    fill_box,
+    vary_thickness,
+    warp,
+)
 
 FULL = Augmentation(rotate=12, scale=0.1, shear=8, translate=2.5, elastic_alpha=1.5)
 
@@ -89,3 +98,51 @@ def test_thickness_follows_the_warp():
     torch.manual_seed(0)
     both = augment(digit_batch(8), replace(FULL, thickness=0.5))
     assert torch.equal(both, expected) and not torch.equal(both, augment(digit_batch(8), FULL))
+
+
+def ink_extent(images: torch.Tensor, axis: int) -> torch.Tensor:
+    """How many columns (axis 2) or rows (axis 1) of each image hold ink."""
+    return (images[:, 0] > 0.2).any(axis).sum(1)
+
+
+def test_fill_stretches_a_narrow_digit_towards_a_square_and_keeps_its_place():
+    torch.manual_seed(0)
+    images = digit_batch(256)  # a bar 16 px tall and 4 px wide
+    out = fill_box(images, 1.0)
+    widths, heights = ink_extent(out, 1), ink_extent(out, 2)
+    assert widths.min() >= 4 and widths.max() >= 14 and widths.float().std() > 2
+    assert (heights == 16).all()  # the longer side stays
+    columns = out[:, 0].sum(1)
+    centre = (columns * torch.arange(28)).sum(1) / columns.sum(1)
+    assert (centre - 13.5).abs().max() < 0.5  # stretched about its own centre
+    assert torch.allclose(fill_box(images, 0.0), images, atol=1e-6)
+    assert fill_box(torch.zeros(4, 1, 28, 28), 1.0).abs().max() == 0
+
+
+def test_fill_picks_its_share_of_the_images():
+    torch.manual_seed(0)
+    out = fill_box(digit_batch(1000), 0.3)
+    stretched = (ink_extent(out, 1) > 5).float().mean()
+    assert 0.2 < stretched < 0.35  # a few stretched by almost nothing look unchanged
+
+
+def test_coarse_images_are_enlarged_bitmaps_of_the_same_digit():
+    torch.manual_seed(0)
+    images = digit_batch(64)
+    images[:, :, 6:22, 12:16] = 0.6  # grey ink: a bitmap knows only ink or none
+    out = coarsen(images, 1.0)
+    inside, outside = out[:, :, 8:20, 13:15], out[:, :, :, :9]
+    assert inside.min() > 0.9 and outside.max() == 0  # the bar, at full strength, nothing else
+    assert out.min() >= 0 and out.max() <= 1
+    assert torch.equal(coarsen(images, 0.0), images)
+    torch.manual_seed(1)
+    some = coarsen(images, 0.5)
+    changed = (some != images).flatten(1).any(1).float().mean()
+    assert 0.3 < changed < 0.7
+
+
+def test_fill_and_coarse_belong_to_augment():
+    torch.manual_seed(0)
+    expected = coarsen(fill_box(digit_batch(8), 1.0), 1.0)
+    torch.manual_seed(0)
+    assert torch.equal(augment(digit_batch(8), Augmentation(fill=1.0, coarse=1.0)), expected)

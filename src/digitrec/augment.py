@@ -1,11 +1,17 @@
-"""Batched, per-sample random augmentation on tensors: affine transforms, elastic distortion and
-stroke width.
+"""Batched, per-sample random augmentation on tensors: affine transforms, elastic distortion,
+stroke width, and the look of other digit sets.
 
 One sampling grid is built for the whole batch (a random rotation, scale, shear and translation
 per image, plus an optional smooth random displacement field) and applied with a single
 `grid_sample` call on the training device: no per-image Python, no DataLoader workers. Stroke
 width then varies per image as different pens would: each image is blended towards its 3x3
 dilation (thicker) or erosion (thinner, sometimes broken strokes).
+
+Two transforms imitate how other digit sets were made: some stretch every digit to fill a
+square box, whatever its shape (a 1 becomes a wide bar), and some store it as a small binary
+bitmap (16x16 or 32x32 pixels, ink or no ink). `fill` stretches a random share of the images
+towards their square box; `coarse` renders a random share as a binary bitmap of a random
+coarse size, enlarged back as `preprocess` enlarges a tiny image.
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ class Augmentation:
     elastic_alpha: float = 0.0  # pixels: strength of the elastic displacement
     elastic_sigma: float = 4.0  # pixels: smoothness of the elastic displacement
     thickness: float = 0.0  # strokes up to this much thicker or thinner (1: a pixel each side)
+    fill: float = 0.0  # share of the images stretched towards filling their square box
+    coarse: float = 0.0  # share of the images rendered as a coarse binary bitmap
 
     @property
     def warps(self) -> bool:
@@ -83,6 +91,58 @@ def vary_thickness(images: torch.Tensor, amount: float) -> torch.Tensor:
     return images + weight.abs() * (target - images)
 
 
+FILL_INK = 0.2  # pixels above this value count as ink for a digit's box
+COARSE_SIZES = (14, 24)  # a coarse bitmap has a side in this range (the 28 px field's share)
+COARSE_LEVELS = (0.1, 0.4)  # its ink is what exceeds this share of the image's brightest pixel
+
+
+def _extent(ink: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """First and last index along the last axis where a (N, L) boolean profile is set."""
+    positions = torch.arange(ink.shape[1], device=ink.device)
+    first = torch.where(ink, positions, ink.shape[1]).amin(1)
+    last = torch.where(ink, positions, -1).amax(1)
+    return first, last
+
+
+def fill_box(images: torch.Tensor, share: float) -> torch.Tensor:
+    """Stretch a random `share` of the images so each side of the digit's box grows towards the
+    longer one, by a random amount per image (all the way: the digit fills a square)."""
+    n, _, size, _ = images.shape
+    ink = images[:, 0] > FILL_INK
+    top, bottom = _extent(ink.any(2))
+    left, right = _extent(ink.any(1))
+    height, width = (bottom - top + 1).clamp_min(1), (right - left + 1).clamp_min(1)
+    longer = torch.maximum(height, width)
+    amount = torch.rand(n, device=images.device) * (torch.rand(n, device=images.device) < share)
+    amount = amount * ink.flatten(1).any(1)  # a blank image stays as it is
+    theta = torch.zeros(n, 2, 3, device=images.device)
+    for row, (low, high, extent) in enumerate([(left, right, width), (top, bottom, height)]):
+        target = extent + amount * (longer - extent)
+        stretch = extent / target
+        centre = (low + high + 1) / size - 1
+        theta[:, row, row] = stretch
+        theta[:, row, 2] = torch.where(amount > 0, centre * (1 - stretch), 0)
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def coarsen(images: torch.Tensor, share: float) -> torch.Tensor:
+    """Render a random `share` of the images as binary bitmaps of one random coarse size per
+    batch, each thresholded at a random level, then enlarged back (bilinear)."""
+    n, _, size, _ = images.shape
+    chosen = torch.rand(n, device=images.device) < share
+    if not chosen.any():
+        return images
+    side = int(torch.randint(COARSE_SIZES[0], COARSE_SIZES[1] + 1, ()).item())
+    small = F.interpolate(images[chosen], size=(side, side), mode="area")
+    low, high = COARSE_LEVELS
+    level = low + (high - low) * torch.rand(len(small), 1, 1, 1, device=images.device)
+    bitmap = (small > level * small.amax(dim=(1, 2, 3), keepdim=True)).to(images.dtype)
+    out = images.clone()
+    out[chosen] = F.interpolate(bitmap, size=(size, size), mode="bilinear", align_corners=False)
+    return out
+
+
 def warp(images: torch.Tensor, aug: Augmentation) -> torch.Tensor:
     """Each image through its own random affine transform and elastic field, in one call."""
     n, _, size, _ = images.shape
@@ -95,8 +155,12 @@ def warp(images: torch.Tensor, aug: Augmentation) -> torch.Tensor:
 
 def augment(images: torch.Tensor, aug: Augmentation) -> torch.Tensor:
     """Randomly transform each image of a float batch (N, C, H, W); background stays 0."""
+    if aug.fill:
+        images = fill_box(images, aug.fill)
     if aug.warps:
         images = warp(images, aug)
     if aug.thickness:
         images = vary_thickness(images, aug.thickness)
+    if aug.coarse:
+        images = coarsen(images, aug.coarse)
     return images

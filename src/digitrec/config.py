@@ -51,6 +51,10 @@ class TrainConfig:
     elastic_sigma: float = option(4.0, "augmentation: elastic distortion smoothness in pixels")
     thickness: float = option(0.0, "augmentation: strokes up to this much thicker or thinner "
                                  "(1 = a pixel each side), as pens differ")
+    fill: float = option(0.0, "augmentation: share of the images stretched towards filling a "
+                              "square box, as some digit sets store every digit")
+    coarse: float = option(0.0, "augmentation: share of the images rendered as a small binary "
+                                "bitmap (14-24 px), as some digit sets store them")
     seed: int = option(0, "random seed (same seed, same result)")
     val_size: int = option(5000, "training images held out for per-epoch validation (0 = none)")
     train_size: int = option(0, "use only this many training images (0 = all)")
@@ -83,10 +87,11 @@ class TrainConfig:
             raise ConfigError("weight_decay must be >= 0 and label_smoothing in [0, 1)")
         if not (0 <= self.rotate < 90 and 0 <= self.shear < 90 and 0 <= self.scale < 1
                 and 0 <= self.translate <= 14 and self.elastic_alpha >= 0
-                and 0 < self.elastic_sigma <= 6 and 0 <= self.thickness <= 1):
+                and 0 < self.elastic_sigma <= 6 and 0 <= self.thickness <= 1
+                and 0 <= self.fill <= 1 and 0 <= self.coarse <= 1):
             raise ConfigError("augmentation out of range: rotate and shear in [0, 90) degrees, "
                               "scale in [0, 1), translate in [0, 14] px, elastic_alpha >= 0, "
-                              "elastic_sigma in (0, 6] px, thickness in [0, 1]")
+                              "elastic_sigma in (0, 6] px, thickness, fill and coarse in [0, 1]")
         if not 0 <= self.seed < 2**40:
             raise ConfigError("seed must be in [0, 2**40)")
         if not 0 <= self.holdout < 1:
@@ -106,7 +111,8 @@ class TrainConfig:
     @property
     def augmentation(self) -> Augmentation:
         return Augmentation(self.rotate, self.scale, self.shear, self.translate,
-                            self.elastic_alpha, self.elastic_sigma, self.thickness)
+                            self.elastic_alpha, self.elastic_sigma, self.thickness, self.fill,
+                            self.coarse)
 
 
 def parse_source(spec: str) -> tuple[Path, float]:
