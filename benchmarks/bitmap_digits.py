@@ -23,9 +23,8 @@ from pathlib import Path
 import numpy as np
 from common import run_benchmark
 from PIL import Image
-from real_digits import SOURCES, held_out_files
+from real_digits import SOURCES, accuracy_text, held_out_files, scored
 
-from digitrec.evaluate import wilson_interval
 from digitrec.predict import Predictor
 
 SIZES = (16, 32)
@@ -78,13 +77,9 @@ def main() -> int:
         grays = [np.asarray(Image.open(folder / f).convert("L"), np.float32) / 255 for f in files]
         name = f"{folder.parent.name}/{folder.name}"
         for size in SIZES:
-            digits = read_bitmaps(predictor, [as_bitmap(g, size) for g in grays])
-            right = int((np.array(digits) == np.array(labels)).sum())
-            low, high = wilson_interval(right, len(labels))
-            print(f"{name:<22} {size:>4} px {part:<24} {len(labels):>7}  "
-                  f"{right / len(labels):.2%} ({low:.2%}-{high:.2%})")
-            results.append({"source": name, "bitmap": size, "part": part, "images": len(labels),
-                            "correct": right, "accuracy": right / len(labels), "ci95": [low, high]})
+            score = scored(read_bitmaps(predictor, [as_bitmap(g, size) for g in grays]), labels)
+            print(f"{name:<22} {size:>4} px {part:<24} {len(labels):>7}  {accuracy_text(score)}")
+            results.append({"source": name, "bitmap": size, "part": part, **score})
     print(json.dumps({"model": args.model or "shipped", "sources": results}))
     return 0
 

@@ -55,6 +55,19 @@ def read(predictor: Predictor, folder: Path, files: list[str]) -> tuple[list[int
     return digits, time.perf_counter() - start
 
 
+def scored(digits: list[int], labels: list[int]) -> dict:
+    """How many reads are right, the accuracy and its 95% interval."""
+    right = int((np.array(digits) == np.array(labels)).sum())
+    return {"images": len(labels), "correct": right, "accuracy": right / len(labels),
+            "ci95": list(wilson_interval(right, len(labels)))}
+
+
+def accuracy_text(score: dict) -> str:
+    """'97.55% (96.53%-98.28%)'"""
+    low, high = score["ci95"]
+    return f"{score['accuracy']:.2%} ({low:.2%}-{high:.2%})"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", help="run directory or .onnx file (default: the shipped model)")
@@ -72,13 +85,11 @@ def main() -> int:
     for folder in folders:
         files, labels, part = held_out_files(folder, card)
         digits, seconds = read(predictor, folder, files)
-        right = int((np.array(digits) == np.array(labels)).sum())
-        low, high = wilson_interval(right, len(labels))
+        score = scored(digits, labels)
         name = f"{folder.parent.name}/{folder.name}"
-        print(f"{name:<22} {part:<24} {len(labels):>7}  "
-              f"{right / len(labels):.2%} ({low:.2%}-{high:.2%})  {1000 * seconds / len(files):>7.2f}")
-        results.append({"source": name, "part": part, "images": len(labels), "correct": right,
-                        "accuracy": right / len(labels), "ci95": [low, high],
+        print(f"{name:<22} {part:<24} {len(labels):>7}  {accuracy_text(score):<26} "
+              f"{1000 * seconds / len(files):>7.2f}")
+        results.append({"source": name, "part": part, **score,
                         "ms_per_image": 1000 * seconds / len(files)})
     print(json.dumps({"model": args.model or "shipped", "sources": results}))
     return 0
