@@ -23,17 +23,16 @@ from pathlib import Path
 import numpy as np
 from common import run_benchmark
 from PIL import Image
-from real_digits import SOURCES, accuracy_text, held_out_files, scored
+from real_digits import SOURCES, accuracy_text, digits_read, held_out_files, scored
 
 from digitrec.predict import Predictor
 
 SIZES = (16, 32)
 INK_LEVEL = 0.35  # a pixel is ink when it is darker than this share of the darkest ink
 FOUND = 0.25  # the digit's box: pixels with more than this share of the darkest ink
-BATCH = 256
 
 
-def ink_of(gray: np.ndarray) -> np.ndarray:
+def scan_ink(gray: np.ndarray) -> np.ndarray:
     """Ink in [0, 1] of a grey digit of either polarity (the border shows the paper)."""
     border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
     ink = 1 - gray if border.mean() > 0.5 else gray
@@ -42,21 +41,12 @@ def ink_of(gray: np.ndarray) -> np.ndarray:
 
 def as_bitmap(gray: np.ndarray, size: int) -> Image.Image:
     """The digit stretched to fill a size x size square, then ink or paper: black on white."""
-    ink = ink_of(gray)
+    ink = scan_ink(gray)
     rows, cols = np.nonzero(ink > FOUND * ink.max())
     crop = ink[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
     square = np.asarray(Image.fromarray(crop.astype(np.float32), mode="F")
                         .resize((size, size), Image.BILINEAR))
     return Image.fromarray(np.where(square > INK_LEVEL * square.max(), 0, 255).astype(np.uint8))
-
-
-def read_bitmaps(predictor: Predictor, images: list[Image.Image]) -> list[int]:
-    """The digit read from each bitmap (-1 for "not a digit" or blank)."""
-    digits = []
-    for i in range(0, len(images), BATCH):
-        answers = predictor.predict(images[i:i + BATCH])
-        digits += [a.digit if a.digit is not None else -1 for a in answers]
-    return digits
 
 
 def main() -> int:
@@ -77,7 +67,7 @@ def main() -> int:
         grays = [np.asarray(Image.open(folder / f).convert("L"), np.float32) / 255 for f in files]
         name = f"{folder.parent.name}/{folder.name}"
         for size in SIZES:
-            score = scored(read_bitmaps(predictor, [as_bitmap(g, size) for g in grays]), labels)
+            score = scored(digits_read(predictor, [as_bitmap(g, size) for g in grays]), labels)
             print(f"{name:<22} {size:>4} px {part:<24} {len(labels):>7}  {accuracy_text(score)}")
             results.append({"source": name, "bitmap": size, "part": part, **score})
     print(json.dumps({"model": args.model or "shipped", "sources": results}))

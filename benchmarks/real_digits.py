@@ -46,12 +46,19 @@ def held_out_files(folder: Path, card: dict) -> tuple[list[str], list[int], str]
     return files, data.labels[mask].tolist(), part
 
 
-def read(predictor: Predictor, folder: Path, files: list[str]) -> tuple[list[int], float]:
-    """The digit read from each file (-1 for blank) and the seconds it took."""
-    start, digits = time.perf_counter(), []
-    for i in range(0, len(files), BATCH):
-        answers = predictor.predict([str(folder / f) for f in files[i:i + BATCH]])
+def digits_read(predictor: Predictor, images: list) -> list[int]:
+    """The digit read from each image, in batches (-1 for "not a digit" or blank)."""
+    digits = []
+    for i in range(0, len(images), BATCH):
+        answers = predictor.predict(images[i:i + BATCH])
         digits += [a.digit if a.digit is not None else -1 for a in answers]
+    return digits
+
+
+def read(predictor: Predictor, folder: Path, files: list[str]) -> tuple[list[int], float]:
+    """The digit read from each file (-1 for "not a digit" or blank) and the seconds it took."""
+    start = time.perf_counter()
+    digits = digits_read(predictor, [str(folder / f) for f in files])
     return digits, time.perf_counter() - start
 
 

@@ -101,7 +101,8 @@ def test_thickness_follows_the_warp():
 
 
 def ink_extent(images: torch.Tensor, axis: int) -> torch.Tensor:
-    """How many columns (axis 2) or rows (axis 1) of each image hold ink."""
+    """How many columns (axis 1: ink anywhere down a column) or rows (axis 2) of each image hold
+    ink."""
     return (images[:, 0] > 0.2).any(axis).sum(1)
 
 

@@ -121,7 +121,7 @@ def fill_box(images: torch.Tensor, share: float) -> torch.Tensor:
         stretch = extent / target
         centre = (low + high + 1) / size - 1
         theta[:, row, row] = stretch
-        theta[:, row, 2] = torch.where(amount > 0, centre * (1 - stretch), 0)
+        theta[:, row, 2] = centre * (1 - stretch)  # the box's centre stays where it is
     grid = F.affine_grid(theta, list(images.shape), align_corners=False)
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
