@@ -107,6 +107,7 @@ def test_second_load_comes_from_the_cache_and_a_changed_file_is_read_again(
         digit_folder: Path, monkeypatch):
     first = load_folder(digit_folder)
     calls = []
+    monkeypatch.setattr(folders, "CONVERT_CHUNK", len(first) + 1)  # one task: converted here
     monkeypatch.setattr(folders.preprocessing, "preprocess",
                         lambda blob: calls.append(1) or np.zeros((28, 28), np.float32) + 0.5)
     again = load_folder(digit_folder)

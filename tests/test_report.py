@@ -27,7 +27,7 @@ from digitrec.report import build_report, run_names
 from digitrec.train import train
 
 SMALL = {"epochs": 1, "train_size": 8000, "val_size": 2000}
-ROBUSTNESS_IMAGES = 500
+ROBUSTNESS_IMAGES = 200
 RUN_KEYS = {"accuracy", "accuracy_ci95", "per_class", "confusion_matrix", "curves",
             "misclassified", "calibration", "robustness", "robustness_summary", "size", "speed"}
 PERTURBATIONS = {"rotation", "scale", "translation", "gaussian_noise", "blur", "stroke",

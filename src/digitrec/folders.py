@@ -12,6 +12,7 @@ writer, so a held-out part can be made of whole writers. numpy and Pillow only: 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import os
@@ -26,6 +27,7 @@ from . import preprocess as preprocessing
 from .data import decoded_cache_dir
 from .errors import DataUnavailableError, ImageDecodeError
 from .files import atomic_write
+from .processes import forked_map
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp",
                             ".pgm", ".ppm", ".pbm", ".pnm"})
@@ -33,6 +35,7 @@ DIGITS = tuple(str(d) for d in range(10))
 SPLIT_NAMES = frozenset({"train", "training", "valid", "validation", "val", "test", "dev"})
 HOLDOUT_SEED = 20240  # every run holds out the same part of a folder, so runs compare fairly
 SHOWN_PROBLEMS = 10  # unreadable files named in the warning; the rest are counted
+CONVERT_CHUNK = 64  # files a worker converts per task
 
 
 @dataclass(frozen=True)
@@ -109,29 +112,37 @@ def contents_fingerprint(root: Path, entries: Sequence[tuple[str, object]]) -> s
     return content.hexdigest()
 
 
+def _convert_one(root: Path, path: str, convert: Callable[[bytes], np.ndarray | None]
+                ) -> np.ndarray | str:
+    """`convert` applied to one file: the uint8 result, or "file: why" when it is left out."""
+    try:
+        array = convert((root / path).read_bytes())
+    except ImageDecodeError as e:
+        return f"{path}: {str(e).removeprefix('<bytes>: ')}"
+    except OSError as e:
+        return f"{path}: cannot be read ({e.strerror or e})"
+    if array is None:
+        return f"{path}: no ink found"
+    return np.round(array * 255).astype(np.uint8)
+
+
 def convert_all(root: Path, files: Sequence[str], convert: Callable[[bytes], np.ndarray | None],
                 shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """`convert` (an image's bytes -> float array in [0, 1], or None for no ink) applied to
-    every file, one at a time, with a progress bar: the uint8 results, the indices of the
+    every file, on every core, with a progress bar: the uint8 results, the indices of the
     files they came from, and "file: why" for each file left out."""
     from tqdm import tqdm
 
+    converted = forked_map(functools.partial(_convert_one, root, convert=convert), files,
+                           chunksize=CONVERT_CHUNK)
     arrays, kept, problems = [], [], []
-    for index, path in enumerate(tqdm(files, desc=f"preprocessing {root}", unit="img",
-                                      leave=False, disable=None)):
-        try:
-            array = convert((root / path).read_bytes())
-        except ImageDecodeError as e:
-            problems.append(f"{path}: {str(e).removeprefix('<bytes>: ')}")
-            continue
-        except OSError as e:
-            problems.append(f"{path}: cannot be read ({e.strerror or e})")
-            continue
-        if array is None:
-            problems.append(f"{path}: no ink found")
-            continue
-        arrays.append(np.round(array * 255).astype(np.uint8))
-        kept.append(index)
+    for index, result in enumerate(tqdm(converted, total=len(files), unit="img", leave=False,
+                                        desc=f"preprocessing {root}", disable=None)):
+        if isinstance(result, str):
+            problems.append(result)
+        else:
+            arrays.append(result)
+            kept.append(index)
     stacked = np.stack(arrays) if arrays else np.zeros((0, *shape), np.uint8)
     return stacked, np.array(kept, dtype=np.int64), problems
 

@@ -20,13 +20,12 @@ measured on them.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
-import multiprocessing
 import shlex
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -44,6 +43,7 @@ from .files import write_bytes
 from .folders import HOLDOUT_SEED, cached_arrays, code_fingerprint, held_out, load_folder
 from .lines import DigitPool, random_number, render_line
 from .number_folders import NumberFolder, load_numbers
+from .processes import forked_map
 from .reader import (
     BATCH,
     BLANK,
@@ -168,21 +168,14 @@ def _conv_statistics(model: ReaderNet, convs: list[nn.Module], sample: np.ndarra
 
 # ---- synthetic lines -------------------------------------------------------------------
 
-_POOL: DigitPool | None = None
-
-
-def _set_pool(images: np.ndarray, labels: np.ndarray) -> None:
-    global _POOL
-    _POOL = DigitPool(images, labels)
-
-
-def _render_chunk(seed: int, count: int) -> tuple[np.ndarray, list[str]]:
+def _render_chunk(pool: DigitPool, task: tuple[int, int]) -> tuple[np.ndarray, list[str]]:
     """`count` synthetic lines as reader inputs (uint8), drawn with their own seed."""
+    seed, count = task
     rng = np.random.default_rng(seed)
     inputs, numbers = [], []
     while len(numbers) < count:
         number = random_number(rng)
-        line = line_of(render_line(number, _POOL, rng))
+        line = line_of(render_line(number, pool, rng))
         if line is not None:
             inputs.append(np.round(line.input * 255).astype(np.uint8))
             numbers.append(number)
@@ -196,17 +189,8 @@ def synthetic_lines(pool: DigitPool, count: int, seed: int, workers: int = 0
     seeds = [(seed, k) for k in range(math.ceil(count / CHUNK))]
     sizes = [min(CHUNK, count - k * CHUNK) for k in range(len(seeds))]
     chunk_seeds = [int(np.random.SeedSequence(s).generate_state(1)[0]) for s in seeds]
-    workers = workers or multiprocessing.cpu_count()
-    if workers == 1 or len(seeds) == 1:
-        _set_pool(pool.images, pool.labels)
-        parts = [_render_chunk(s, n) for s, n in zip(chunk_seeds, sizes, strict=True)]
-    else:
-        # forked workers need no import of the caller's main module; they use no torch
-        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-        context = multiprocessing.get_context(method)
-        with ProcessPoolExecutor(workers, mp_context=context, initializer=_set_pool,
-                                 initargs=(pool.images, pool.labels)) as executor:
-            parts = list(executor.map(_render_chunk, chunk_seeds, sizes))
+    parts = list(forked_map(functools.partial(_render_chunk, pool),
+                            list(zip(chunk_seeds, sizes, strict=True)), workers))
     return np.concatenate([p[0] for p in parts]), [n for p in parts for n in p[1]]
 
 
@@ -417,7 +401,7 @@ def measure(reader: NumberReader, real: list[RealLines], data_dir, seed: int) ->
     """Exact reads of the exported file on each held-out part and on synthetic lines."""
     metrics = {part.folder.name: _onnx_exact(reader, *part.held_part()) for part in real}
     images, labels = load_split("mnist", "test", data_dir)
-    inputs, numbers = cached_synthetic_lines(DigitPool(images, labels), 2000, seed + 1, workers=1)
+    inputs, numbers = cached_synthetic_lines(DigitPool(images, labels), 2000, seed + 1)
     metrics["synthetic (MNIST test digits)"] = _onnx_exact(reader, inputs, numbers)
     return metrics
 

@@ -11,6 +11,7 @@ of the shapes it learnt. numpy and Pillow.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,11 +20,12 @@ from .errors import ConfigError
 from .nondigits import font_files, nondigits
 from .options import option
 from .preprocess import normalise_digit
+from .processes import forked_map
 
 MAX_REFUSED = 0.004  # the threshold refuses at most this part of the held-out digits
 CURVE = np.round(np.linspace(0.0, 1.0, 41), 3)  # thresholds of the refusal curve
 TRAIN_FONTS, HELD_OUT_FONTS = ("DejaVu", "cm"), ("STIXGeneral",)  # see nondigits.font_files
-
+NORMALISE_CHUNK = 256  # images a worker normalises per task
 
 
 @dataclass(frozen=True)
@@ -56,16 +58,25 @@ def stacked(digits: list) -> np.ndarray:
     return np.stack(found).astype(np.float32) if found else np.zeros((0, 28, 28), np.float32)
 
 
+def normalised_each(inks: Sequence[np.ndarray]) -> list[np.ndarray | None]:
+    """`normalise_digit` of each ink (float in [0, 1]), on every core."""
+    return list(forked_map(normalise_digit, inks, chunksize=NORMALISE_CHUNK))
+
+
+def _normalised_uint8(image: np.ndarray) -> np.ndarray | None:
+    return normalise_digit(image / np.float32(255))
+
+
 def normalised(images: np.ndarray) -> np.ndarray:
     """uint8 MNIST-style images normalised as a cut-out digit (and any preprocessed image)
     is: float32 [N, 28, 28]."""
-    return stacked([normalise_digit(d / np.float32(255)) for d in images])
+    return stacked(list(forked_map(_normalised_uint8, images, chunksize=NORMALISE_CHUNK)))
 
 
 def rendered_nondigits(count: int, seed: int, fonts: list) -> np.ndarray:
     """`count` non-digits (`nondigits.nondigits`: letters in `fonts`, drawings), normalised
     as cut-out digits."""
-    return stacked([normalise_digit(ink) for ink in nondigits(count, seed, fonts)])
+    return stacked(normalised_each(nondigits(count, seed, fonts)))
 
 
 def choose_threshold(digit_scores: np.ndarray, most_refused: float = MAX_REFUSED) -> float:

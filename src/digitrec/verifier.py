@@ -44,13 +44,15 @@ from .models import create_model
 from .nondigits import font_files
 from .photos import render_digit
 from .predict import OTHER, VERIFIER_LABELS, WHOLE, OnnxBackend, digit_likeness
-from .preprocess import normalise_digit, preprocess
+from .preprocess import preprocess
+from .processes import forked_map
 from .rejection import (
     TRAIN_FONTS,
     VerifierConfig,
     choose_threshold,
     held_out_nondigits,
     normalised,
+    normalised_each,
     refusal,
     rendered_nondigits,
     stacked,
@@ -60,6 +62,7 @@ INK = 30  # a column with a value above this (of 255) holds ink
 MIN_HALVED = 8  # digits narrower than this (a 1) are not halved: each half looks like a 1
 BATCH_SIZE, LR, WIDTH = 128, 2e-3, 32
 PHOTO_SCALES = (2, 5)  # photographed examples are upscaled this much (both included)
+PHOTO_CHUNK = 32  # examples a worker photographs per task
 AUGMENTATION = Augmentation(rotate=10, scale=0.1, shear=10, translate=1.5, thickness=0.5)
 CLOTHES_SHARE = 0.2  # of the non-digits, Fashion-MNIST images
 FOLDER_WEIGHT = 2  # how many times each training image of a digit folder is in the pool
@@ -105,10 +108,9 @@ def piece(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 def pieces_of(images: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
     """`count` pieces (what wrong cuts leave) made from uint8 digits, normalised."""
     pieces: list[np.ndarray] = []
-    while len(pieces) < count:
-        normalised = normalise_digit(piece(images, rng) / np.float32(255))
-        if normalised is not None:  # a sliver too small to be read is no example
-            pieces.append(normalised)
+    while len(pieces) < count:  # a sliver too small to be read is no example: draw another
+        drawn = [piece(images, rng) / np.float32(255) for _ in range(count - len(pieces))]
+        pieces += [p for p in normalised_each(drawn) if p is not None]
     return stacked(pieces)
 
 
@@ -130,12 +132,19 @@ def cut_examples(digits: np.ndarray, count: int, seed: int) -> tuple[np.ndarray,
             np.repeat(np.arange(2), count))
 
 
+def _photographed(task: tuple[np.ndarray, int]) -> np.ndarray | None:
+    ink, seed = task
+    return preprocess(render_digit(ink, np.random.default_rng(seed), PHOTO_SCALES))
+
+
 def photographed(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """28x28 inks (float in [0, 1] or uint8) as photos or scans at 2-5x (page colour, uneven
     light, blur, JPEG; `photos.render_digit`), read back through `preprocess` as a user's
-    photo is read."""
+    photo is read; on every core, each image drawn with a seed of its own from `rng`."""
     pixels = images if images.dtype == np.uint8 else (images * 255).round().astype(np.uint8)
-    return stacked([preprocess(render_digit(ink, rng, PHOTO_SCALES)) for ink in pixels])
+    seeds = rng.integers(2**63, size=len(pixels))
+    return stacked(list(forked_map(_photographed, list(zip(pixels, seeds, strict=True)),
+                                   chunksize=PHOTO_CHUNK)))
 
 
 def examples(digits: np.ndarray, others: np.ndarray, count: int, seed: int,
