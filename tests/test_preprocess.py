@@ -329,6 +329,18 @@ def test_connected_components_match_a_flood_fill(seed: int):
     assert connected_components(np.zeros((3, 4), bool))[1] == 0
 
 
+def test_winding_strokes_and_combs_are_one_component_each():
+    serpentine = np.zeros((41, 30), bool)
+    serpentine[::4, 1:-1] = True  # rows joined at alternating ends
+    serpentine[1::4, -2] = serpentine[2::4, -2] = serpentine[3::4, 1] = True
+    comb = np.zeros((30, 61), bool)
+    comb[:-1, ::2] = True  # teeth that meet only in the last row
+    comb[-1] = True
+    for mask in (serpentine[:-3], comb, np.hstack([comb, np.zeros((30, 2), bool), comb])):
+        labels, count = connected_components(mask)
+        assert count == reference_components(mask) and ((labels > 0) == mask).all()
+
+
 def test_separate_digits_are_split_left_to_right():
     ink = np.zeros((40, 200), np.float32)
     for k, x in enumerate((150, 10, 80)):  # drawn out of order
