@@ -127,13 +127,12 @@ def _clean_cut(piece: np.ndarray, left: int, right: int) -> Segment | None:
     that a straight cut leaves behind: pieces smaller than STUB_FRACTION of the largest that
     touch a column where the ink was cut. Small pieces clear of the cut columns are kept: a
     digit's own broken strokes (the bar of a 5, the left stroke of an open 4)."""
-    part = np.zeros_like(piece)
-    part[:, left:right] = piece[:, left:right]
-    if not part.any():
+    if not piece[:, left:right].any():
         return None
     x0, _, x1, _ = ink_box(piece > 0)
-    edges = [c for c, cut in ((left, left > x0), (right - 1, right < x1)) if cut]
-    part = remove_specks(part, STUB_FRACTION, edges)
+    edges = [c - left for c, cut in ((left, left > x0), (right - 1, right < x1)) if cut]
+    part = np.zeros_like(piece)  # the pieces are labelled between the columns alone
+    part[:, left:right] = remove_specks(piece[:, left:right], STUB_FRACTION, edges)
     return Segment(ink_box(part), part)
 
 
